@@ -1,0 +1,38 @@
+"""Reference PyTorch implementations of efficient attention, behind one interface.
+
+Every mechanism of the catalog lives in a module named after its catalog id
+(``performer`` in ``implementations/performer.py``) and registers itself here.
+
+Examples:
+    >>> import torch, implementations
+    >>> layer = implementations.build("dense", dim=64, heads=4)
+    >>> layer(torch.randn(2, 10, 64)).shape
+    torch.Size([2, 10, 64])
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+
+from implementations._registry import Mechanism, available, build, mechanism, register
+
+__all__ = ["Mechanism", "available", "build", "mechanism", "module_name", "register"]
+
+# Modules that are infrastructure, not mechanisms.
+_NOT_MECHANISMS = {"transformer"}
+
+
+def module_name(id: str) -> str:
+    """The module that implements catalog id ``id``.
+
+    Examples:
+        >>> module_name("big-bird")
+        'implementations.big_bird'
+    """
+    return f"{__name__}.{id.replace('-', '_')}"
+
+
+for _info in pkgutil.iter_modules(__path__):
+    if not _info.name.startswith("_") and _info.name not in _NOT_MECHANISMS:
+        importlib.import_module(f"{__name__}.{_info.name}")

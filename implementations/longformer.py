@@ -1,0 +1,277 @@
+r"""Longformer: sliding-window (optionally dilated) attention plus symmetric global attention.
+
+Paper: *Longformer: The Long-Document Transformer*, Iz Beltagy, Matthew E. Peters and
+Arman Cohan, 2020 (arXiv:2004.05150).
+
+**Sliding window.** With a window of $w$ positions, token $i$ attends to the $\tfrac12 w$
+tokens on each side of it. With dilation $d$ the window has gaps of $d - 1$: token $i$
+sees
+
+$$
+\mathcal{W}(i) = \{\, i + d\,t \;:\; t \in \mathbb{Z},\ |t| \le \tfrac12 w \,\},
+$$
+
+so a stack of $\ell$ layers has a receptive field of $\ell \cdot d \cdot w$ at the cost of
+$O(n w)$ per layer. The paper gives different heads different dilations (e.g. two
+dilated heads in the upper layers of its character-level models), which
+``attention_dilation`` allows with one value per head. For autoregressive language
+modelling the window keeps only its left half ($t \le 0$), which is what ``causal=True``
+does.
+
+**Global attention.** A few task-chosen tokens (the classification token, the question in
+QA) get *symmetric* global attention: a global token attends to every token, and every
+token attends to it. Token $i$'s keys are therefore $\mathcal{W}(i) \cup \mathcal{G}$
+(a global token inside the window is counted once), and a global token's keys are all
+$n$ tokens. The global rows use their own projections $Q_g, K_g, V_g$, while the
+window rows (including their global columns) use $Q_s, K_s, V_s$:
+
+$$
+y_i = \begin{cases}
+\mathrm{softmax}\!\Big(
+  \tfrac{q^s_i\,[K^s_{\mathcal{W}(i)}; K^s_{\mathcal{G}}]^\top}{\sqrt{d_k}}
+\Big)\,[V^s_{\mathcal{W}(i)}; V^s_{\mathcal{G}}] & i \notin \mathcal{G}, \\[6pt]
+\mathrm{softmax}\!\Big(\tfrac{q^g_i\,(K^g)^\top}{\sqrt{d_k}}\Big)\, V^g & i \in \mathcal{G}.
+\end{cases}
+$$
+
+Cost: $O(n (w + g))$ time and memory for $g$ global tokens.
+
+**Implementation.** The band is computed block by block
+(:func:`~implementations._helpers.sliding_window_blocks`: blocks of $\tfrac12 w$
+queries each gather their neighbour blocks' keys), never as an $n \times n$ mask.
+Dilation needs no strided gathers: the positions $i \equiv r \pmod d$ form a
+sub-sequence on which the dilated window is an ordinary window, so the sequence is
+split into its $d$ residue classes and each is processed with the plain banded kernel.
+Global tokens are the first ``global_tokens`` positions of the input (e.g. a CLS token,
+or a question placed before the document). With ``causal=True`` global attention is
+masked like everything else: a global token sees the tokens up to itself, and a token
+sees the global tokens up to itself.
+
+Hyper-parameters:
+    attention_window: $w$, the full window (both sides) in tokens; even. The paper's
+        RoBERTa-based models use 512 in every layer.
+    attention_dilation: $d$, one value for all heads or one per head (1 = no gaps).
+    global_tokens: $g$, how many leading positions get symmetric global attention
+        (0: none; then no global projections exist).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from einops import rearrange
+from torch import Tensor, nn
+
+from implementations._helpers import (
+    HeadProjections,
+    chunk,
+    default_mask,
+    masked_softmax,
+    pad_to_multiple,
+    sliding_window_blocks,
+    softmax_attention,
+    split_heads,
+)
+from implementations._registry import register
+
+__all__ = ["Longformer", "attention"]
+
+
+def attention(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    *,
+    window: int,
+    dilation: int = 1,
+    causal: bool = False,
+    mask: Tensor | None = None,
+    global_tokens: int = 0,
+    global_qkv: tuple[Tensor, Tensor, Tensor] | None = None,
+) -> Tensor:
+    r"""Longformer attention: dilated sliding window + symmetric global attention.
+
+    Args:
+        q: Queries ``[b, h, n, d]`` (the window projections $Q_s$).
+        k: Keys ``[b, h, n, d]`` ($K_s$).
+        v: Values ``[b, h, n, d]`` ($V_s$).
+        window: $w$, the full window; each side has $\lfloor w / 2 \rfloor$ positions.
+        dilation: $d$, the gap between attended positions.
+        causal: Keep only the left half of the window (and causal global attention).
+        mask: Bool key-padding mask ``[b, n]``, True = real token.
+        global_tokens: The first ``global_tokens`` positions attend to, and are attended
+            by, every position.
+        global_qkv: $(Q_g, K_g, V_g)$ ``[b, h, n, d]`` for the global rows; defaults to
+            ``(q, k, v)``.
+
+    Returns:
+        ``[b, h, n, d]``.
+
+    Examples:
+        >>> q = torch.randn(2, 4, 50, 8)
+        >>> attention(q, q, q, window=8, dilation=2, global_tokens=3).shape
+        torch.Size([2, 4, 50, 8])
+    """
+    b, _, n, d = q.shape
+    half = window // 2
+    g = min(global_tokens, n)
+    scale = 1.0 / math.sqrt(d)
+    mask = torch.ones(b, n, dtype=torch.bool, device=q.device) if mask is None else mask
+    position = torch.arange(n, device=q.device)
+    # Global keys are reached through their own columns below; dropping them from the
+    # windows keeps each counted once in the softmax.
+    window_keys_ok = mask & (position >= g)  # [b, n]
+
+    # Split into the d residue classes i = m * d + r; the dilated window is a plain window
+    # of half-width `half` on each class.
+    qd, _ = pad_to_multiple(q, dilation)
+    kd, _ = pad_to_multiple(k, dilation)
+    vd, _ = pad_to_multiple(v, dilation)
+    keys_ok, _ = pad_to_multiple(window_keys_ok, dilation, dim=-1, value=False)
+    qd, kd, vd = (rearrange(t, "b h (m r) e -> b h r m e", r=dilation) for t in (qd, kd, vd))
+    keys_ok = rearrange(keys_ok, "b (m r) -> b 1 r m", r=dilation)  # [b, 1, r, m]
+    after = 0 if causal else half
+    blocks = sliding_window_blocks(qd, kd, vd, before=half, after=after, mask=keys_ok)
+    scores = torch.einsum("...cd,...ld->...cl", blocks.q, blocks.k) * scale  # [b, h, r, nb, c, L]
+    allowed = blocks.allowed  # [b, 1, r, nb, c, L]
+
+    if g > 0:
+        # Every query also scores the g global keys (K_s), in the same block layout.
+        k_glob, v_glob = k[:, :, :g], v[:, :, :g]  # [b, h, g, d]
+        glob_scores = torch.einsum("bhrncd,bhgd->bhrncg", blocks.q, k_glob) * scale
+        glob_ok = mask[:, None, None, None, None, :g]  # [b, 1, 1, 1, 1, g]
+        if causal:
+            # Position of every blocked query, laid out like blocks.q.
+            c = blocks.q.shape[-2]
+            pos, _ = pad_to_multiple(position, dilation, dim=-1, value=n)
+            pos = rearrange(pos, "(m r) -> r m", r=dilation)  # [r, m]
+            pos = chunk(pad_to_multiple(pos, c, dim=-1, value=n)[0], c, dim=-1)  # [r, nb, c]
+            glob_ok = glob_ok & (torch.arange(g, device=q.device) <= pos[..., None])
+        scores = torch.cat([scores, glob_scores], dim=-1)  # [b, h, r, nb, c, L + g]
+        shape = torch.broadcast_shapes(allowed.shape[:-1], glob_ok.shape[:-1])
+        allowed = torch.cat(
+            [allowed.expand(*shape, -1), glob_ok.expand(*shape, -1)], dim=-1
+        )  # [b, ?, r, nb, c, L + g]
+
+    probs = masked_softmax(scores, allowed)
+    length = blocks.k.shape[-2]
+    out = torch.einsum("...cl,...ld->...cd", probs[..., :length], blocks.v)  # [b, h, r, nb, c, d]
+    if g > 0:
+        out = out + torch.einsum("bhrncg,bhgd->bhrncd", probs[..., length:], v_glob)
+
+    # Undo the blocking and the residue-class split.
+    m = qd.shape[-2]
+    out = out.flatten(-3, -2)[..., :m, :]  # [b, h, r, m, d]
+    out = rearrange(out, "b h r m e -> b h (m r) e")[:, :, :n]  # [b, h, n, d]
+
+    if g > 0:
+        # Global rows: each global token attends to every (real, and for causal earlier) token.
+        qg, kg, vg = (q, k, v) if global_qkv is None else global_qkv
+        rows_ok = mask[:, None, None, :]  # [b, 1, 1, n]
+        if causal:
+            rows_ok = rows_ok & (position[None, :] <= position[:g, None])  # [b, 1, g, n]
+        glob_rows = softmax_attention(qg[:, :, :g], kg, vg, rows_ok)  # [b, h, g, d]
+        out = torch.cat([glob_rows, out[:, :, g:]], dim=2)  # [b, h, n, d]
+    return out
+
+
+@register("longformer", kind="attention", supports_causal=True)
+class Longformer(nn.Module):
+    """Longformer self-attention: dilated sliding window plus symmetric global tokens.
+
+    Args:
+        dim: Model width.
+        heads: Number of heads.
+        causal: Left-only window (autoregressive language modelling).
+        attention_window: $w$, full window size (both sides together); must be even.
+        attention_dilation: $d$, an int for all heads or a sequence with one int per head.
+        global_tokens: Number of leading positions with global attention (they get
+            separate projections $Q_g, K_g, V_g$).
+
+    Examples:
+        >>> import torch, implementations
+        >>> layer = implementations.build(
+        ...     "longformer", dim=32, heads=4, attention_window=8,
+        ...     attention_dilation=(1, 1, 2, 2), global_tokens=1,
+        ... )
+        >>> x = torch.randn(2, 50, 32)
+        >>> mask = torch.ones(2, 50, dtype=torch.bool)
+        >>> mask[1, 40:] = False  # the second sequence has 40 real tokens
+        >>> layer(x, mask).shape
+        torch.Size([2, 50, 32])
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        heads: int,
+        causal: bool = False,
+        *,
+        attention_window: int = 512,
+        attention_dilation: int | Sequence[int] = 1,
+        global_tokens: int = 0,
+    ) -> None:
+        super().__init__()
+        if not isinstance(attention_window, int) or attention_window < 2 or attention_window % 2:
+            raise ValueError(
+                f"attention_window must be a positive even int, got {attention_window!r}"
+            )
+        dilations = (
+            (attention_dilation,) * heads
+            if isinstance(attention_dilation, int)
+            else tuple(attention_dilation)
+        )
+        if len(dilations) != heads or not all(isinstance(r, int) and r >= 1 for r in dilations):
+            raise ValueError(
+                "attention_dilation must be an int >= 1 or one int >= 1 per head "
+                f"({heads} heads), got {attention_dilation!r}"
+            )
+        if not isinstance(global_tokens, int) or global_tokens < 0:
+            raise ValueError(f"global_tokens must be an int >= 0, got {global_tokens!r}")
+        self.causal = causal
+        self.heads = heads
+        self.attention_window = attention_window
+        self.dilations = dilations
+        self.global_tokens = global_tokens
+        self.proj = HeadProjections(dim, heads)  # Q_s, K_s, V_s and the shared W_O
+        if global_tokens > 0:
+            inner = self.proj.heads * self.proj.dim_head
+            self.to_q_global = nn.Linear(dim, inner, bias=False)  # Q_g
+            self.to_k_global = nn.Linear(dim, inner, bias=False)  # K_g
+            self.to_v_global = nn.Linear(dim, inner, bias=False)  # V_g
+
+    def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
+        """``x`` ``[b, n, dim]``, ``mask`` bool ``[b, n]`` (True = real) -> ``[b, n, dim]``."""
+        mask = default_mask(mask, x)
+        q, k, v = self.proj.qkv(x)  # [b, h, n, d] each
+        global_qkv = None
+        if self.global_tokens > 0:
+            global_qkv = tuple(
+                split_heads(proj(x), self.heads)  # [b, h, n, d]
+                for proj in (self.to_q_global, self.to_k_global, self.to_v_global)
+            )
+
+        # Heads that share a dilation are processed together.
+        outputs, order = [], []
+        for dilation in sorted(set(self.dilations)):
+            idx = [i for i, r in enumerate(self.dilations) if r == dilation]
+            sub = torch.tensor(idx, device=x.device)
+            outputs.append(
+                attention(
+                    q[:, sub],
+                    k[:, sub],
+                    v[:, sub],
+                    window=self.attention_window,
+                    dilation=dilation,
+                    causal=self.causal,
+                    mask=mask,
+                    global_tokens=self.global_tokens,
+                    global_qkv=None if global_qkv is None else tuple(t[:, sub] for t in global_qkv),
+                )
+            )
+            order.extend(idx)
+        out = torch.cat(outputs, dim=1)  # [b, h, n, d], heads grouped by dilation
+        out = out[:, torch.tensor(order, device=x.device).argsort()]  # original head order
+        return self.proj.out(out)

@@ -1,0 +1,278 @@
+r"""Reformer: locality-sensitive-hashing (LSH) attention with shared queries and keys.
+
+Paper: *Reformer: The Efficient Transformer*, Kitaev, Kaiser and Levskaya, ICLR 2020
+(arXiv:2001.04451).
+
+The softmax is dominated by its largest terms, so each query only needs the keys
+closest to it. Reformer finds them by hashing.
+
+**Shared-QK.** Queries and keys come from one projection; keys are the unit-normalised
+queries, $k_j = q_j / \lVert q_j \rVert$, so similar tokens hash to the same bucket as
+both query and key.
+
+**Angular LSH.** With a random rotation $R \in \mathbb{R}^{d_k \times b/2}$ (a fresh
+Gaussian matrix per head and hashing round, drawn from torch's RNG at every forward as
+in the paper), a vector is hashed to one of $b$ buckets by the signed axis it is closest
+to after rotation:
+
+$$
+h(x) = \arg\max\big([\,xR \,;\, -xR\,]\big) .
+$$
+
+**Sort and chunk.** Tokens are sorted by (bucket, position) and cut into chunks of
+$m$ consecutive sorted tokens (``bucket_size``, the average bucket size: the number of
+buckets defaults to $n / m$). A query attends to the keys of its own bucket within its
+chunk and the previous one, so the score tensor is $n \times 2m$, never $n \times n$:
+
+$$
+\mathcal{P}_i = \{\, j : h(q_i) = h(k_j),\;
+    \lfloor s_j / m \rfloor \in \{\lfloor s_i / m \rfloor - 1, \lfloor s_i / m \rfloor\} \,\},
+$$
+
+where $s_i$ is the sorted index of token $i$. A token never attends to itself (with
+shared QK, $q_i \cdot k_i$ would dominate) unless it has no other target.
+
+**Multi-round hashing.** Similar items can still fall into different buckets, so
+``n_hashes`` independent hashes $h^{(1)}, \dots, h^{(r)}$ are used. Each round $r$
+gives an output $o_i^{(r)}$ and the log-normaliser $z_i^{(r)} =
+\log \sum_{j \in \mathcal{P}_i^{(r)}} \exp(q_i \cdot k_j / \sqrt{d})$; the rounds are
+combined as one softmax over their union:
+
+$$
+o_i = \sum_r \frac{\exp(z_i^{(r)})}{\sum_{r'} \exp(z_i^{(r')})}\, o_i^{(r)} .
+$$
+
+(A key found in several rounds is counted once per round; the paper's optional
+de-duplication is not applied.)
+
+**Causal masking.** Keys after the query's position are masked. Fixed chunk boundaries
+in sorted order would depend on how many *future* tokens hash into earlier buckets, so
+with ``causal=True`` a query instead sees the keys of its bucket among the $m$ sorted
+positions before it (a sliding window in sorted order, inside the same
+$2m$-key neighbourhood). Within one bucket the sorted order is the positional order,
+so that window holds the $m$ most recent earlier tokens of the bucket: it depends on
+the past only, and the layer decodes autoregressively.
+
+Hyper-parameters: ``bucket_size`` ($m$, the paper recommends 64), ``n_hashes`` (rounds;
+the paper finds 8 close to full attention and 4 a good trade-off), ``n_buckets``
+(default $n / m$ rounded up to an even number, at least 2; 1 puts every token in one
+bucket). Cost: $O(r\, n\, m)$ time and memory per head, plus the sort.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from implementations._helpers import (
+    chunk,
+    default_mask,
+    gather_positions,
+    look_around,
+    merge_heads,
+    pad_to_multiple,
+    split_heads,
+)
+from implementations._registry import register
+
+__all__ = ["Reformer", "attention", "hash_buckets"]
+
+
+def hash_buckets(x: Tensor, rotations: Tensor) -> Tensor:
+    r"""Angular LSH $h(x) = \arg\max [xR; -xR]$ for every round.
+
+    Args:
+        x: ``[b, h, n, d]``.
+        rotations: ``[h, d, rounds, n_buckets // 2]`` random Gaussian matrices; a last
+            dimension of 0 means a single bucket.
+
+    Returns:
+        ``[b, h, rounds, n]`` bucket ids in ``[0, n_buckets)``.
+
+    Examples:
+        >>> x = torch.randn(2, 3, 5, 4)
+        >>> b = hash_buckets(x, torch.randn(3, 4, 2, 4))  # 2 rounds, 8 buckets
+        >>> b.shape, bool((b >= 0).all() and (b < 8).all())
+        (torch.Size([2, 3, 2, 5]), True)
+    """
+    heads, _, rounds, half = rotations.shape
+    if half == 0:
+        return x.new_zeros(x.shape[0], heads, rounds, x.shape[2], dtype=torch.long)
+    rotated = torch.einsum("bhnd,hdrk->bhrnk", x.float(), rotations.float())  # [b, h, r, n, b/2]
+    return torch.cat([rotated, -rotated], dim=-1).argmax(dim=-1)
+
+
+def attention(
+    qk: Tensor,
+    v: Tensor,
+    n_buckets: int,
+    bucket_size: int,
+    n_hashes: int = 1,
+    causal: bool = False,
+    mask: Tensor | None = None,
+    rotations: Tensor | None = None,
+) -> Tensor:
+    """Multi-round LSH attention with shared queries and keys (module docstring).
+
+    Args:
+        qk: Shared queries/keys ``[b, h, n, d]`` (keys are normalised here).
+        v: Values ``[b, h, n, dv]``.
+        n_buckets: Buckets per round: 1, or an even number.
+        bucket_size: Chunk length $m$ (clipped to ``n``).
+        n_hashes: Hashing rounds.
+        causal: Mask keys after the query (with the sorted sliding window).
+        mask: Bool key-padding mask ``[b, n]``, True = real token.
+        rotations: ``[h, d, n_hashes, n_buckets // 2]``; drawn from torch's RNG if None.
+
+    Returns:
+        ``[b, h, n, dv]`` in ``v``'s dtype.
+
+    Examples:
+        >>> qk, v = torch.randn(2, 4, 50, 8), torch.randn(2, 4, 50, 8)
+        >>> attention(qk, v, n_buckets=4, bucket_size=16, n_hashes=2, causal=True).shape
+        torch.Size([2, 4, 50, 8])
+    """
+    b, h, n, d = qk.shape
+    if n_buckets != 1 and (n_buckets < 2 or n_buckets % 2):
+        raise ValueError(f"n_buckets must be 1 or an even number >= 2, got {n_buckets}")
+    if rotations is None:
+        rotations = torch.randn(h, d, n_hashes, n_buckets // 2, device=qk.device)
+    m = min(bucket_size, n)
+    mask = torch.ones(b, n, dtype=torch.bool, device=qk.device) if mask is None else mask
+    qk, _ = pad_to_multiple(qk, m)
+    v, _ = pad_to_multiple(v, m)
+    mask, _ = pad_to_multiple(mask, m, dim=-1, value=False)
+    length = qk.shape[-2]
+    rounds = rotations.shape[2]
+    positions = torch.arange(length, device=qk.device)
+
+    # Hash; padding goes to an extra last bucket, so it never shifts real tokens' chunks.
+    buckets = hash_buckets(qk, rotations)  # [b, h, r, N]
+    real = mask[:, None, None, :].expand_as(buckets)  # [b, h, r, N]
+    buckets = buckets.masked_fill(~real, n_buckets)
+    # Sort by (bucket, position); `order[s]` is the position of sorted index s.
+    order = (buckets * length + positions).argsort(dim=-1)  # [b, h, r, N]
+    undo = order.argsort(dim=-1)  # sorted index of each position
+
+    q_sorted = gather_positions(qk[:, :, None], order).float()  # [b, h, r, N, d]
+    v_sorted = gather_positions(v[:, :, None], order).float()  # [b, h, r, N, dv]
+    k_sorted = F.normalize(q_sorted, dim=-1)  # k_j = q_j / |q_j|
+    bucket_sorted = buckets.gather(-1, order)  # [b, h, r, N]
+    real_sorted = real.gather(-1, order)  # [b, h, r, N]
+
+    # Chunks of m sorted tokens; each sees its own chunk and the previous one (2m keys).
+    # Metadata gets a trailing axis so look_around treats it like [.., m, 1] rows.
+    def keys_of(t: Tensor, value: float = 0) -> Tensor:
+        return look_around(chunk(t, m), before=1, value=value)  # [b, h, r, C, 2m, .]
+
+    q_c = chunk(q_sorted, m)  # [b, h, r, C, m, d]
+    k_c, v_c = keys_of(k_sorted), keys_of(v_sorted)  # [b, h, r, C, 2m, d]
+    q_pos = chunk(order, m, dim=-1)[..., :, None]  # [b, h, r, C, m, 1]
+    # Missing keys before the first chunk get position -1: never "self", never real.
+    k_pos = keys_of(order[..., None], value=-1)[..., None, :, 0]  # [b, h, r, C, 1, 2m]
+    q_bucket = chunk(bucket_sorted, m, dim=-1)[..., :, None]
+    k_bucket = keys_of(bucket_sorted[..., None])[..., None, :, 0]
+    k_real = look_around(chunk(real_sorted, m, dim=-1), before=1, value=False)[..., None, :]
+
+    allowed = k_real & (k_bucket == q_bucket) & (k_pos != q_pos)  # [b, h, r, C, m, 2m]
+    if causal:
+        q_idx = chunk(positions, m, dim=-1)[:, :, None]  # [C, m, 1] sorted indices
+        k_idx = look_around(chunk(positions[:, None], m), before=1)[:, None, :, 0]  # [C, 1, 2m]
+        # Same bucket + sorted index at most m back: the m latest earlier bucket-mates.
+        allowed = allowed & (k_pos <= q_pos) & (q_idx - k_idx <= m)
+
+    # Self-attention only for a token with no other target in any round.
+    has_other = allowed.any(dim=-1).flatten(-2, -1)  # [b, h, r, N] in sorted order
+    lonely = ~has_other.gather(-1, undo).any(dim=2, keepdim=True)  # [b, h, 1, N]
+    lonely_sorted = chunk(lonely.expand_as(order).gather(-1, order), m, dim=-1)
+    allowed = allowed | ((k_pos == q_pos) & lonely_sorted[..., None])
+
+    scores = torch.einsum("...id,...jd->...ij", q_c, k_c) / math.sqrt(d)  # [.., C, m, 2m]
+    scores = scores.masked_fill(~allowed, torch.finfo(scores.dtype).min)
+    # z^(r) = log sum_j exp(score) per round, and that round's softmax output.
+    lse = scores.logsumexp(dim=-1, keepdim=True)  # [b, h, r, C, m, 1]
+    probs = (scores - lse).exp().masked_fill(~allowed, 0)
+    out = torch.einsum("...ij,...jd->...id", probs, v_c)  # [b, h, r, C, m, dv]
+    # A round where the query found no key must get no weight.
+    lse = lse.masked_fill(~allowed.any(dim=-1, keepdim=True), -math.inf)
+
+    # Back to positional order, then combine the rounds by their normalisers.
+    out = gather_positions(out.flatten(-3, -2), undo)  # [b, h, r, N, dv]
+    lse = lse.flatten(-3, -1).gather(-1, undo)  # [b, h, r, N]
+    weights = lse.softmax(dim=2)  # [b, h, r, N]
+    out = (weights[..., None] * out).sum(dim=2)  # [b, h, N, dv]
+    return out[:, :, :n].to(v.dtype)
+
+
+@register("reformer", kind="attention", supports_causal=True)
+class Reformer(nn.Module):
+    """Multi-head LSH attention (shared-QK, multi-round) as in the Reformer.
+
+    Args:
+        dim: Model width $d_{model}$.
+        heads: Number of heads $h$.
+        causal: Mask the future (the paper's language and image models).
+        bucket_size: Chunk length $m$, also the average bucket size.
+        n_hashes: Number of hashing rounds.
+        n_buckets: Buckets per round; None for $n / m$ (even, at least 2).
+
+    Examples:
+        >>> import torch, implementations
+        >>> layer = implementations.build("reformer", dim=32, heads=4, causal=True,
+        ...                               bucket_size=8, n_hashes=2)
+        >>> x = torch.randn(2, 37, 32)
+        >>> mask = torch.ones(2, 37, dtype=torch.bool)
+        >>> mask[1, 30:] = False  # the second sequence has 30 real tokens
+        >>> layer(x, mask).shape
+        torch.Size([2, 37, 32])
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        heads: int,
+        causal: bool = False,
+        *,
+        bucket_size: int = 64,
+        n_hashes: int = 4,
+        n_buckets: int | None = None,
+    ) -> None:
+        super().__init__()
+        if bucket_size < 1:
+            raise ValueError(f"bucket_size must be >= 1, got {bucket_size}")
+        if n_hashes < 1:
+            raise ValueError(f"n_hashes must be >= 1, got {n_hashes}")
+        if n_buckets is not None and n_buckets != 1 and (n_buckets < 2 or n_buckets % 2):
+            raise ValueError(f"n_buckets must be None, 1 or an even number, got {n_buckets}")
+        self.heads, self.causal = heads, causal
+        self.bucket_size, self.n_hashes, self.n_buckets = bucket_size, n_hashes, n_buckets
+        # One projection for queries and keys (shared-QK), one for values.
+        self.to_qk = nn.Linear(dim, dim, bias=False)
+        self.to_v = nn.Linear(dim, dim, bias=False)
+        self.to_out = nn.Linear(dim, dim)
+
+    def buckets_for(self, n: int) -> int:
+        """Buckets per round for length ``n``: the option, or $n / m$ made even (>= 2)."""
+        if self.n_buckets is not None:
+            return self.n_buckets
+        chunks = -(-n // min(self.bucket_size, n))
+        return max(2, chunks + chunks % 2)
+
+    def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
+        """``x`` ``[b, n, dim]``, ``mask`` bool ``[b, n]`` (True = real) -> ``[b, n, dim]``."""
+        mask = default_mask(mask, x)
+        qk = split_heads(self.to_qk(x), self.heads)  # [b, h, n, d]
+        v = split_heads(self.to_v(x), self.heads)  # [b, h, n, d]
+        o = attention(
+            qk,
+            v,
+            n_buckets=self.buckets_for(x.shape[1]),
+            bucket_size=self.bucket_size,
+            n_hashes=self.n_hashes,
+            causal=self.causal,
+            mask=mask,
+        )
+        return self.to_out(merge_heads(o))

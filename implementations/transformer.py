@@ -1,0 +1,207 @@
+r"""A small pre-norm Transformer whose attention and feed-forward slots take any mechanism.
+
+Each of the ``depth`` blocks is the pre-norm residual pair of *Attention Is All You
+Need* (Vaswani et al., 2017, arXiv:1706.03762) as rearranged by Xiong et al. (2020,
+*On Layer Normalization in the Transformer Architecture*, arXiv:2002.04745):
+
+$$
+h = x + \mathrm{Attn}(\mathrm{LN}(x)), \qquad y = h + \mathrm{FFN}(\mathrm{LN}(h)),
+$$
+
+followed by a final $\mathrm{LN}$. The attention slot takes any registered mechanism of
+kind ``attention``, ``memory`` or ``downsample``; the feed-forward slot a plain MLP
+$\mathrm{FFN}(x) = W_2\,\mathrm{GELU}(W_1 x)$ (hidden width ``ff_mult * dim``) or any
+registered mechanism of kind ``ffn``.
+
+How each kind plugs in:
+
+* ``attention``: ``Attn(LN(x), mask)``; the key-padding mask is passed to every layer.
+* ``memory``: ``Attn(LN(x), memory) -> (y, memory)``; each layer's memory is returned
+  in :attr:`TransformerOutput.memories` and is passed back in on the next call (the
+  segment recurrence). Padding masks are not part of this contract.
+* ``downsample``: the layer returns ``output_length(n)`` positions. The residual is the
+  input average-pooled to that length (padding zeroed first), and the mask is
+  max-pooled (a pooled position is real when any position of its window is), unless
+  the module defines ``output_mask(mask)``, which is then used instead.
+* ``ffn``: ``FFN(LN(h)) -> (y, aux_loss)``; the auxiliary losses (e.g. load balancing
+  of a mixture of experts) of every layer are summed into
+  :attr:`TransformerOutput.aux_loss`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from implementations._helpers import zero_padding
+from implementations._registry import build, mechanism
+
+__all__ = ["MLP", "Transformer", "TransformerOutput"]
+
+
+@dataclass
+class TransformerOutput:
+    """What :meth:`Transformer.forward` returns.
+
+    Attributes:
+        y: The output ``[batch, n_out, dim]``; ``n_out == n`` unless a ``downsample``
+            mechanism shortened the sequence.
+        aux_loss: Scalar tensor, the sum of the ``ffn`` layers' auxiliary losses (0 when none).
+        memories: One entry per layer, the memory a ``memory`` mechanism returned (None
+            for other layers); None when no layer keeps a memory. Pass it back as
+            ``memories=`` with the next segment.
+        mask: The key-padding mask ``[batch, n_out]`` of ``y`` (None when none was given).
+    """
+
+    y: Tensor
+    aux_loss: Tensor
+    memories: list[Any] | None = None
+    mask: Tensor | None = None
+
+
+class MLP(nn.Module):
+    r"""The position-wise feed-forward network $W_2\,\mathrm{GELU}(W_1 x + b_1) + b_2$.
+
+    Follows the ``ffn`` contract: ``forward(x) -> (y, aux_loss)`` with ``aux_loss = 0``.
+    """
+
+    def __init__(self, dim: int, mult: int = 4) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(dim, mult * dim), nn.GELU(), nn.Linear(mult * dim, dim))
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        return self.net(x), x.new_zeros(())
+
+
+class Transformer(nn.Module):
+    """A stack of pre-norm blocks (see the module docstring), encoder or causal decoder.
+
+    Args:
+        dim: Model width.
+        depth: Number of blocks.
+        heads: Attention heads per block.
+        attention: Registered id of kind ``attention``, ``memory`` or ``downsample``.
+        ffn: Registered id of kind ``ffn``, or None for the plain :class:`MLP`.
+        causal: Build a decoder: every mechanism is built with ``causal=True``.
+        attention_options: Keyword options for the attention mechanism (checked by
+            :func:`implementations.build`).
+        ffn_options: Keyword options for the ``ffn`` mechanism.
+        ff_mult: Hidden width multiplier of the plain MLP.
+
+    Examples:
+        >>> import torch
+        >>> model = Transformer(dim=32, depth=2, heads=4, attention="dense", causal=True)
+        >>> out = model(torch.randn(2, 10, 32))
+        >>> out.y.shape, out.aux_loss.item(), out.memories
+        (torch.Size([2, 10, 32]), 0.0, None)
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        depth: int,
+        heads: int,
+        attention: str = "dense",
+        ffn: str | None = None,
+        causal: bool = False,
+        attention_options: dict[str, Any] | None = None,
+        ffn_options: dict[str, Any] | None = None,
+        ff_mult: int = 4,
+    ) -> None:
+        super().__init__()
+        if depth < 1:
+            raise ValueError(f"depth must be >= 1, got {depth}")
+        self.attention_kind = mechanism(attention).kind
+        if self.attention_kind == "ffn":
+            raise ValueError(f"{attention!r} is an ffn mechanism; pass it as ffn=")
+        if ffn is not None and mechanism(ffn).kind != "ffn":
+            raise ValueError(f"ffn must be a mechanism of kind 'ffn', got {ffn!r}")
+        if ffn is None and ffn_options:
+            raise ValueError("ffn_options given without an ffn mechanism")
+
+        self.attn_norms = nn.ModuleList(nn.LayerNorm(dim) for _ in range(depth))
+        self.attns = nn.ModuleList(
+            build(attention, dim=dim, heads=heads, causal=causal, **(attention_options or {}))
+            for _ in range(depth)
+        )
+        self.ff_norms = nn.ModuleList(nn.LayerNorm(dim) for _ in range(depth))
+        self.ffns = nn.ModuleList(
+            MLP(dim, ff_mult)
+            if ffn is None
+            else build(ffn, dim=dim, heads=heads, causal=causal, **(ffn_options or {}))
+            for _ in range(depth)
+        )
+        self.norm = nn.LayerNorm(dim)
+
+    def forward(
+        self,
+        x: Tensor,
+        mask: Tensor | None = None,
+        memories: Sequence[Any] | None = None,
+    ) -> TransformerOutput:
+        """Run the stack.
+
+        Args:
+            x: ``[batch, n, dim]`` embeddings.
+            mask: Bool key-padding mask ``[batch, n]``, True = real token (not
+                supported with ``memory`` mechanisms).
+            memories: What the previous call returned as ``memories`` (``memory`` kind).
+
+        Returns:
+            A :class:`TransformerOutput`.
+        """
+        kind = self.attention_kind
+        if kind == "memory" and mask is not None and not bool(mask.all()):
+            raise ValueError("memory mechanisms take no padding mask; pass full segments")
+        if memories is not None and len(memories) != len(self.attns):
+            raise ValueError(f"expected {len(self.attns)} memories, got {len(memories)}")
+
+        aux_loss = x.new_zeros((), dtype=torch.float32)
+        new_memories: list[Any] = []
+        for i, (attn_norm, attn, ff_norm, ff) in enumerate(
+            zip(self.attn_norms, self.attns, self.ff_norms, self.ffns, strict=True)
+        ):
+            h = attn_norm(x)
+            if kind == "memory":
+                y, memory = attn(h, memory=None if memories is None else memories[i])
+                new_memories.append(memory)
+                x = x + y
+            elif kind == "downsample":
+                y = attn(h, mask)  # [b, n_out, dim]
+                x, mask = self._downsample_residual(attn, x, mask, y.shape[1])
+                x = x + y
+            else:
+                x = x + attn(h, mask)
+            y, aux = ff(ff_norm(x))
+            x = x + y
+            aux_loss = aux_loss + aux.float()
+
+        return TransformerOutput(
+            y=self.norm(x),
+            aux_loss=aux_loss,
+            memories=new_memories if kind == "memory" else None,
+            mask=mask,
+        )
+
+    @staticmethod
+    def _downsample_residual(
+        layer: nn.Module, x: Tensor, mask: Tensor | None, n_out: int
+    ) -> tuple[Tensor, Tensor | None]:
+        """The residual stream and mask shortened to ``n_out`` positions."""
+        if n_out == x.shape[1]:
+            return x, mask
+        # Zero padded positions so their values cannot reach real pooled positions.
+        pooled = F.adaptive_avg_pool1d(zero_padding(x, mask).transpose(1, 2), n_out)
+        x = pooled.transpose(1, 2)  # [b, n_out, dim]
+        if mask is not None:
+            if hasattr(layer, "output_mask"):
+                mask = layer.output_mask(mask)
+            else:
+                pooled_mask = F.adaptive_max_pool1d(mask[:, None, :].float(), n_out)
+                mask = pooled_mask[:, 0, :].bool()  # [b, n_out]
+        return x, mask

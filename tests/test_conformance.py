@@ -1,0 +1,421 @@
+"""One conformance suite for every registered mechanism, dispatching on its kind.
+
+Each test is parametrized over ``implementations.available()``, so a mechanism is covered
+as soon as its module registers itself. What is checked (see the implementation spec):
+
+* the registry: unknown options / ids / unsupported ``causal=True`` fail loudly;
+* shapes, dtypes and finite outputs (float32 and bfloat16), for several lengths;
+* gradients reach every parameter;
+* batch elements are independent;
+* the key-padding mask is respected (``attention`` and ``downsample`` kinds);
+* causal variants leak nothing from the future (where the catalog says the paper decodes,
+  or, without a catalog entry, where the mechanism registers ``supports_causal``);
+* seeded determinism;
+* the mechanism runs inside :class:`implementations.transformer.Transformer`;
+* the same on CUDA when available.
+
+Sizes are tiny (``dim`` 32, 4 heads, n = 37 so that block sizes never divide it); where a
+mechanism's paper defaults are huge, :data:`SMALL_OPTIONS` overrides them.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import importlib.util
+import inspect
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import torch
+from torch import Tensor, nn
+
+import implementations
+from implementations.transformer import Transformer
+
+DIM, HEADS, N, BATCH = 32, 4, 37, 2
+
+# Per-mechanism options for tiny inputs (block sizes, numbers of landmarks, ...), keyed by
+# id. Mechanisms absent here are built with their paper defaults.
+SMALL_OPTIONS: dict[str, dict[str, Any]] = {
+    "axial-transformer": {},
+    "blockwise": {},
+    "image-transformer": {"query_block": 8, "memory_flange": 8},
+    "memory-compressed": {"block_size": 8},
+    "sparse-transformer": {"stride": 8, "summary": 2},
+}
+
+# Tolerances: float32 comparisons of two runs that should agree exactly up to rounding.
+ATOL, RTOL = 1e-5, 1e-4
+
+IDS = implementations.available()
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def kind_of(id: str) -> str:
+    return implementations.mechanism(id).kind
+
+
+def make(id: str, causal: bool = False, seed: int = 0, device: str = "cpu") -> nn.Module:
+    """Build ``id`` small, with seeded initialisation."""
+    torch.manual_seed(seed)
+    module = implementations.build(
+        id, dim=DIM, heads=HEADS, causal=causal, **SMALL_OPTIONS.get(id, {})
+    )
+    return module.to(device)
+
+
+def call(
+    module: nn.Module,
+    x: Tensor,
+    mask: Tensor | None = None,
+    memory: Any = None,
+    seed: int | None = 0,
+) -> tuple[Tensor, Any]:
+    """Run ``module`` under its kind's contract.
+
+    Returns ``(y, memory)``, ``(y, aux_loss)`` or ``(y, None)`` by kind.
+
+    It reseeds first, so mechanisms that draw randomness in forward (random features, hash
+    rotations) draw the same numbers in the runs a test compares.
+    """
+    if seed is not None:
+        torch.manual_seed(seed)
+    kind = module.kind
+    if kind in ("attention", "downsample"):
+        return module(x, mask=mask), None
+    if kind == "memory":
+        y, new_memory = module(x, memory=memory)
+        return y, new_memory
+    y, aux_loss = module(x)
+    return y, aux_loss
+
+
+def tensors(tree: Any) -> Iterator[Tensor]:
+    """Every tensor inside a memory (a tensor, or nested lists / tuples / dicts of them)."""
+    if isinstance(tree, Tensor):
+        yield tree
+    elif isinstance(tree, (list, tuple)):
+        for item in tree:
+            yield from tensors(item)
+    elif isinstance(tree, dict):
+        for item in tree.values():
+            yield from tensors(item)
+
+
+def padding_mask(batch: int = BATCH, n: int = N, device: str = "cpu") -> Tensor:
+    """Right padding in sequence 0; left padding, a hole and right padding in sequence 1."""
+    mask = torch.ones(batch, n, dtype=torch.bool, device=device)
+    mask[0, 30:] = False
+    mask[1, :2] = False
+    mask[1, 10:12] = False
+    mask[1, -3:] = False
+    return mask
+
+
+def expected_length(module: nn.Module, n: int) -> int:
+    return module.output_length(n) if module.kind == "downsample" else n
+
+
+@functools.cache
+def catalog_decode(id: str) -> bool | None:
+    """The catalog's ``decode`` flag for ``id``; None when there is no catalog entry."""
+    if importlib.util.find_spec("tools.catalog") is None:
+        return None  # the catalog tooling is not there: fall back to the registry
+    entry = _catalog_entries().get(id)
+    return None if entry is None else bool(entry.decode)
+
+
+@functools.cache
+def _catalog_entries() -> dict[str, Any]:
+    from tools.catalog import load_catalog
+
+    return dict(load_catalog().entries)
+
+
+def decodes(id: str) -> bool:
+    """Whether ``id`` must support leak-free causal decoding."""
+    decode = catalog_decode(id)
+    return implementations.mechanism(id).supports_causal if decode is None else decode
+
+
+def causal_flags(id: str) -> list[bool]:
+    return [False, True] if implementations.mechanism(id).supports_causal else [False]
+
+
+def each_causal(test: Callable[..., None]) -> Callable[..., None]:
+    """Parametrize a test over ``(id, causal)`` for every id and its supported variants."""
+    cases = [
+        pytest.param(id, c, id=f"{id}-{'causal' if c else 'bidir'}")
+        for id in IDS
+        for c in causal_flags(id)
+    ]
+    return pytest.mark.parametrize(("id", "causal"), cases)(test)
+
+
+by_id = pytest.mark.parametrize("id", IDS)
+
+
+# --------------------------------------------------------------------------- registry
+
+
+def test_unknown_id_suggests_close_matches() -> None:
+    with pytest.raises(KeyError, match="dense"):
+        implementations.build("dence", dim=DIM, heads=HEADS)
+
+
+@by_id
+def test_unknown_option_is_named(id: str) -> None:
+    with pytest.raises(ValueError, match="not_an_option"):
+        implementations.build(id, dim=DIM, heads=HEADS, not_an_option=1)
+
+
+@by_id
+def test_options_have_defaults_and_build(id: str) -> None:
+    record = implementations.mechanism(id)
+    missing = [k for k, v in record.options.items() if v is inspect.Parameter.empty]
+    assert not missing, f"options without a paper default: {missing}"
+    assert record.kind in ("attention", "memory", "downsample", "ffn")
+    implementations.build(id, dim=64, heads=4)  # the paper defaults are valid
+
+
+@by_id
+def test_unsupported_causal_is_rejected(id: str) -> None:
+    if implementations.mechanism(id).supports_causal:
+        pytest.skip("supports causal")
+    with pytest.raises(ValueError, match="causal"):
+        implementations.build(id, dim=DIM, heads=HEADS, causal=True)
+
+
+@by_id
+def test_catalog_decode_flag_matches_registry(id: str) -> None:
+    decode = catalog_decode(id)
+    if decode is None:
+        pytest.skip("no catalog entry")
+    assert implementations.mechanism(id).supports_causal == decode, (
+        f"catalog says decode={decode} but the registry says "
+        f"supports_causal={implementations.mechanism(id).supports_causal}"
+    )
+
+
+@by_id
+def test_documented(id: str) -> None:
+    cls = implementations.mechanism(id).cls
+    module_doc = inspect.getmodule(cls).__doc__ or ""
+    assert len(module_doc) > 200, "the module docstring should present the paper and its math"
+    assert "Examples:" in (cls.__doc__ or "") and ">>>" in cls.__doc__
+
+
+# --------------------------------------------------------------------------- forward
+
+
+@each_causal
+@pytest.mark.parametrize("n", [1, 2, N])
+def test_shapes_and_finite(id: str, causal: bool, n: int) -> None:
+    module = make(id, causal)
+    x = torch.randn(BATCH, n, DIM)
+    y, extra = call(module, x)
+    assert y.shape == (BATCH, expected_length(module, n), DIM)
+    assert y.dtype == x.dtype
+    assert torch.isfinite(y).all()
+    if module.kind == "ffn":
+        assert extra.dim() == 0 and torch.isfinite(extra)
+    if module.kind == "memory":
+        assert all(torch.isfinite(t).all() for t in tensors(extra))
+        y2, _ = call(module, torch.randn(BATCH, n, DIM), memory=extra)
+        assert y2.shape == y.shape and torch.isfinite(y2).all()
+
+
+@each_causal
+def test_masked_forward_is_finite(id: str, causal: bool) -> None:
+    """Even padded positions (and fully masked causal rows) must stay finite."""
+    module = make(id, causal)
+    if module.kind not in ("attention", "downsample"):
+        pytest.skip("no padding mask in this kind's contract")
+    y, _ = call(module, torch.randn(BATCH, N, DIM), padding_mask())
+    assert torch.isfinite(y).all()
+
+
+@each_causal
+def test_gradients_reach_every_parameter(id: str, causal: bool) -> None:
+    module = make(id, causal).train()
+    x = torch.randn(BATCH, N, DIM, requires_grad=True)
+    mask = padding_mask() if module.kind in ("attention", "downsample") else None
+    y, extra = call(module, x, mask)
+    loss = y.float().sum()
+    if module.kind == "ffn":
+        loss = loss + extra
+    if module.kind == "memory":  # a second segment, so memory-only parameters are used
+        y2, _ = call(module, torch.randn(BATCH, N, DIM), memory=extra)
+        loss = loss + y2.float().sum()
+    loss.backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all()
+    for name, p in module.named_parameters():
+        if p.requires_grad:
+            assert p.grad is not None, f"parameter {name} receives no gradient"
+            assert torch.isfinite(p.grad).all(), f"non-finite gradient in {name}"
+
+
+@each_causal
+def test_batch_independence(id: str, causal: bool) -> None:
+    module = make(id, causal).eval()
+    x = torch.randn(BATCH, N, DIM)
+    x_other = x.clone()
+    x_other[1] = torch.randn(N, DIM) * 2
+    with torch.no_grad():
+        y, _ = call(module, x)
+        y_other, _ = call(module, x_other)
+        y_alone, _ = call(module, x[:1])
+    torch.testing.assert_close(y_other[0], y[0], atol=ATOL, rtol=RTOL)
+    torch.testing.assert_close(y_alone[0], y[0], atol=ATOL, rtol=RTOL)
+
+
+@each_causal
+def test_padding_mask_is_respected(id: str, causal: bool) -> None:
+    """Changing padded tokens leaves real tokens' outputs unchanged; all-True == no mask."""
+    module = make(id, causal).eval()
+    if module.kind not in ("attention", "downsample"):
+        pytest.skip("no padding mask in this kind's contract")
+    x = torch.randn(BATCH, N, DIM)
+    if module.kind == "attention":
+        mask = padding_mask()
+    else:  # outputs map to windows of inputs: keep a clean prefix of 24 real tokens
+        mask = torch.ones(BATCH, N, dtype=torch.bool)
+        mask[0, 24:] = False
+    x_changed = torch.where(mask[..., None], x, torch.randn_like(x) * 2 + 1)
+    with torch.no_grad():
+        y, _ = call(module, x, mask)
+        y_changed, _ = call(module, x_changed, mask)
+        y_nomask, _ = call(module, x)
+        y_allreal, _ = call(module, x, torch.ones(BATCH, N, dtype=torch.bool))
+    torch.testing.assert_close(y_allreal, y_nomask, atol=ATOL, rtol=RTOL)
+    if module.kind == "attention":
+        torch.testing.assert_close(y_changed[mask], y[mask], atol=ATOL, rtol=RTOL)
+    else:
+        real = module.output_length(24)
+        torch.testing.assert_close(y_changed[0, :real], y[0, :real], atol=ATOL, rtol=RTOL)
+        torch.testing.assert_close(y_changed[1], y[1], atol=ATOL, rtol=RTOL)
+
+
+@by_id
+def test_causal_leaks_nothing_from_the_future(id: str) -> None:
+    """Perturbing tokens t.. leaves every output before t unchanged."""
+    if not decodes(id):
+        pytest.skip("the paper's mechanism does not decode autoregressively")
+    if not implementations.mechanism(id).supports_causal:
+        pytest.fail("the catalog says this mechanism decodes, but causal=True is unsupported")
+    module = make(id, causal=True).eval()
+    x = torch.randn(BATCH, N, DIM)
+    with torch.no_grad():
+        memory = call(module, torch.randn(BATCH, N, DIM))[1] if module.kind == "memory" else None
+        y, _ = call(module, x, memory=memory)
+        for t in (1, 13, 30, N - 1):
+            x_future = x.clone()
+            x_future[:, t:] = torch.randn(BATCH, N - t, DIM) * 2
+            y_future, _ = call(module, x_future, memory=memory)
+            # For downsampling, an output may cover a window that straddles t.
+            before = max(module.output_length(t) - 1, 0) if module.kind == "downsample" else t
+            torch.testing.assert_close(
+                y_future[:, :before],
+                y[:, :before],
+                atol=ATOL,
+                rtol=RTOL,
+                msg=lambda m, t=t: f"outputs before {t} changed when tokens >= {t} did: {m}",
+            )
+
+
+@each_causal
+def test_seeded_determinism(id: str, causal: bool) -> None:
+    x = torch.randn(BATCH, N, DIM)
+    mask = padding_mask()
+    outputs = []
+    for _ in range(2):
+        module = make(id, causal, seed=123).train()
+        used_mask = mask if module.kind in ("attention", "downsample") else None
+        outputs.append(call(module, x, used_mask, seed=7)[0])
+    torch.testing.assert_close(outputs[0], outputs[1], atol=0, rtol=0)
+
+
+@each_causal
+def test_bfloat16(id: str, causal: bool) -> None:
+    """bfloat16 runs, stays bfloat16, is finite, and is close to float32 on average."""
+    module32 = make(id, causal).eval()
+    module16 = copy.deepcopy(module32).to(torch.bfloat16)
+    x = torch.randn(BATCH, N, DIM)
+    mask = padding_mask() if module32.kind in ("attention", "downsample") else None
+    with torch.no_grad():
+        y32, _ = call(module32, x, mask)
+    y16, extra = call(module16, x.to(torch.bfloat16), mask)  # eval too: same routing noise
+    assert y16.dtype == torch.bfloat16
+    assert torch.isfinite(y16).all()
+    rows = mask if mask is not None and module32.kind == "attention" else slice(None)
+    err = (y16.float() - y32)[rows].abs().mean() / y32[rows].abs().mean()
+    assert err < 0.1, f"mean relative error of bfloat16 vs float32 is {err:.3f}"
+    loss = y16.float().sum() + (extra.float() if module16.kind == "ffn" else 0)
+    loss.backward()
+    for name, p in module16.named_parameters():
+        assert p.grad is None or torch.isfinite(p.grad).all(), f"non-finite grad in {name}"
+
+
+# --------------------------------------------------------------------------- in a model
+
+
+@each_causal
+def test_runs_inside_transformer(id: str, causal: bool) -> None:
+    kind = kind_of(id)
+    torch.manual_seed(0)
+    if kind == "ffn":
+        model = Transformer(
+            DIM, depth=2, heads=HEADS, ffn=id, causal=causal, ffn_options=SMALL_OPTIONS.get(id)
+        )
+    else:
+        model = Transformer(
+            DIM,
+            depth=2,
+            heads=HEADS,
+            attention=id,
+            causal=causal,
+            attention_options=SMALL_OPTIONS.get(id),
+        )
+    x = torch.randn(BATCH, N, DIM)
+    mask = None if kind == "memory" else padding_mask()
+    out = model(x, mask)
+    assert out.y.shape[0] == BATCH and out.y.shape[2] == DIM
+    assert torch.isfinite(out.y).all() and out.aux_loss.dim() == 0
+    loss = out.y.sum() + out.aux_loss
+    if kind == "memory":
+        assert out.memories is not None and len(out.memories) == 2
+        out2 = model(torch.randn(BATCH, N, DIM), memories=out.memories)
+        assert out2.y.shape == out.y.shape
+        loss = loss + out2.y.sum()
+    if kind == "downsample":
+        assert out.mask is not None and out.mask.shape == out.y.shape[:2]
+    loss.backward()
+
+
+# --------------------------------------------------------------------------- CUDA
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@each_causal
+def test_cuda(id: str, causal: bool) -> None:
+    """Same module on CUDA: runs in float32 and bfloat16, respects the mask, backward works."""
+    module = make(id, causal, device="cuda").eval()
+    x = torch.randn(BATCH, N, DIM, device="cuda")
+    uses_mask = module.kind in ("attention", "downsample")
+    mask = padding_mask(device="cuda") if uses_mask else None
+    with torch.no_grad():
+        y, _ = call(module, x, mask)
+        assert y.device.type == "cuda" and torch.isfinite(y).all()
+        if module.kind == "attention":
+            x_changed = torch.where(mask[..., None], x, torch.randn_like(x))
+            y_changed, _ = call(module, x_changed, mask)
+            torch.testing.assert_close(y_changed[mask], y[mask], atol=1e-4, rtol=1e-3)
+    module16 = copy.deepcopy(module).to(torch.bfloat16).train()
+    y16, extra = call(module16, x.to(torch.bfloat16), mask)
+    assert y16.dtype == torch.bfloat16 and torch.isfinite(y16).all()
+    loss = y16.float().sum() + (extra.float() if module16.kind == "ffn" else 0)
+    loss.backward()
