@@ -167,7 +167,7 @@ def assign_slots(
     # Exclusive running count of the claims made earlier on the same expert.
     earlier = claims.cumsum(dim=1) - claims  # [g, s*k, E]
     position = (earlier * claims).sum(-1)  # [g, s*k]
-    # Back to [g, s, k].
+    # [g, s*k] -> [g, s, k]
     position = position.view(g, k, s).transpose(1, 2) if choice_major else position.view(g, s, k)
     return position, active & (position < capacity)
 
@@ -202,16 +202,16 @@ def dispatch(
     slot = expert_index * capacity + position  # [g, s, k]
     # Every dropped claim gets a private dummy row past the buffer, so the scatter below
     # writes each index once (deterministic), and the dummy rows are cut off.
-    dummy = n_slots + torch.arange(s * k, device=x.device).view(1, s, k)
+    dummy = n_slots + torch.arange(s * k, device=x.device).view(1, s, k)  # [1, s, k]
     slot = torch.where(kept, slot, dummy)  # [g, s, k]
-    token = torch.arange(s, device=x.device).view(1, s, 1).expand(g, s, k)
+    token = torch.arange(s, device=x.device).view(1, s, 1).expand(g, s, k)  # [g, s, k]
     # source[g, row] = the token that fills buffer row `row`; `s` (a zero row) if empty.
     source = torch.full((g, n_slots + s * k), s, dtype=torch.long, device=x.device)
-    source.scatter_(1, slot.reshape(g, s * k), token.reshape(g, s * k))
+    source.scatter_(1, slot.reshape(g, s * k), token.reshape(g, s * k))  # claims: [g, s*k]
     source = source[:, :n_slots]  # [g, E*C]
     x_pad = torch.cat([x, x.new_zeros(g, 1, d)], dim=1)  # [g, s + 1, d]
     buffer = x_pad.gather(1, source.unsqueeze(-1).expand(g, n_slots, d))  # [g, E*C, d]
-    return buffer.view(g, experts, capacity, d), slot
+    return buffer.view(g, experts, capacity, d), slot  # [g, E, C, d], [g, s, k]
 
 
 def combine(expert_out: Tensor, slot: Tensor, weights: Tensor) -> Tensor:
@@ -228,8 +228,9 @@ def combine(expert_out: Tensor, slot: Tensor, weights: Tensor) -> Tensor:
     g, n_experts, capacity, d = expert_out.shape
     s, k = slot.shape[1:]
     n_slots = n_experts * capacity
+    # [g, E*C + 1, d]: the buffer rows, then a zero row that every dropped claim reads.
     rows = torch.cat([expert_out.reshape(g, n_slots, d), expert_out.new_zeros(g, 1, d)], dim=1)
-    index = slot.clamp(max=n_slots).reshape(g, s * k, 1).expand(g, s * k, d)
+    index = slot.clamp(max=n_slots).reshape(g, s * k, 1).expand(g, s * k, d)  # [g, s*k, d]
     picked = rows.gather(1, index).view(g, s, k, d)  # [g, s, k, d]
     return torch.einsum("gskd,gsk->gsd", picked, weights.to(picked.dtype))
 
@@ -315,8 +316,8 @@ class TokenChoiceMoE(nn.Module):
 
     A subclass implements :meth:`route` (which experts each token claims, with which
     gates) and :meth:`auxiliary_loss`. The router runs in float32 whatever the input
-    dtype (Switch's "selective precision": the softmax of the router is where bfloat16
-    training went unstable).
+    dtype (Switch's "selective precision": the exponentials of the router softmax are
+    where low precision destabilised training).
 
     Args:
         dim: Model width.

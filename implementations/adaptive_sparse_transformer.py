@@ -156,10 +156,11 @@ def entmax(z: Tensor, alpha: float | Tensor, n_iter: int = 50) -> Tensor:
 
     Args:
         z: Scores ``[..., d]``.
-        alpha: A float in $[1, 2]$-ish (any $\alpha \ge 1$ works), or a tensor
-            broadcastable to ``[..., 1]`` (e.g. one $\alpha$ per head,
-            ``[1, h, 1, 1]``). $\alpha \le 1 + $ :data:`SOFTMAX_LIMIT` takes the
-            $\alpha \to 1$ limit, softmax, exactly.
+        alpha: A float $\ge 1$ (1 = softmax, 1.5 = 1.5-entmax, 2 = sparsemax), or a
+            tensor broadcastable to ``[..., 1]`` (e.g. one $\alpha$ per head,
+            ``[1, h, 1, 1]``) whose entries are meant to be $\ge 1$ (smaller ones act
+            as 1). $\alpha \le 1 + $ :data:`SOFTMAX_LIMIT` takes the $\alpha \to 1$
+            limit, softmax, exactly.
         n_iter: Bisection iterations for the threshold $\tau$.
 
     Returns:
@@ -174,20 +175,20 @@ def entmax(z: Tensor, alpha: float | Tensor, n_iter: int = 50) -> Tensor:
         >>> torch.allclose(entmax(z, 1.0), z.softmax(-1))
         True
     """
-    dtype = _compute_dtype(z)
+    out_dtype, dtype = z.dtype, _compute_dtype(z)
     z = z.to(dtype)
-    alpha = torch.as_tensor(alpha, dtype=dtype, device=z.device)
-    if bool((alpha < 1).any()):
-        raise ValueError(f"alpha must be >= 1, got min {alpha.min().item():.4g}")
-    alpha = alpha.expand(*z.shape[:-1], 1)  # [..., 1]
-    at_limit = alpha <= 1 + SOFTMAX_LIMIT
-    if bool(at_limit.all()):
-        return _softmax(z)
-    # Keep the bisection's alpha away from 1 where the softmax limit is used instead.
+    if not isinstance(alpha, Tensor):
+        if alpha < 1:
+            raise ValueError(f"alpha must be >= 1, got {alpha}")
+        if alpha <= 1 + SOFTMAX_LIMIT:
+            return _softmax(z).to(out_dtype)
+        alpha = torch.tensor(alpha, dtype=dtype, device=z.device)
+    alpha = alpha.to(dtype).expand(*z.shape[:-1], 1)  # [..., 1]
+    # Keep the bisection's alpha away from 1 where the softmax limit is used instead
+    # (a select rather than a branch: no device-to-host sync on a tensor alpha).
     p = _EntmaxBisect.apply(z, alpha.clamp(min=1 + SOFTMAX_LIMIT), n_iter)
-    if bool(at_limit.any()):
-        p = torch.where(at_limit, _softmax(z), p)
-    return p
+    p = torch.where(alpha <= 1 + SOFTMAX_LIMIT, _softmax(z), p)
+    return p.to(out_dtype)
 
 
 def attention(

@@ -129,7 +129,7 @@ def attention(
         >>> attention(q, q, q, block_size=8, random_index=index, random_valid=valid).shape
         torch.Size([2, 4, 50, 8])
     """
-    b, h, n, d = q.shape
+    b, h, n, _ = q.shape
     mask = torch.ones(b, n, dtype=torch.bool, device=q.device) if mask is None else mask
     q, _ = pad_to_multiple(q, block_size)
     k, _ = pad_to_multiple(k, block_size)
@@ -212,7 +212,9 @@ class BigBird(nn.Module):
     ) -> None:
         super().__init__()
         if causal:
-            raise ValueError("causal=True is not supported: BigBird's sparse attention is bidirectional")
+            raise ValueError(
+                "causal=True is not supported: BigBird's sparse attention is bidirectional"
+            )
         if not isinstance(block_size, int) or block_size < 1:
             raise ValueError(f"block_size must be an int >= 1, got {block_size!r}")
         if not isinstance(num_random_blocks, int) or num_random_blocks < 0:

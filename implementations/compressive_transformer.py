@@ -175,7 +175,7 @@ class CompressiveTransformer(TransformerXL):
         return pooled.transpose(1, 2)  # [b, g, dim]
 
     def attention_reconstruction_loss(self, h: Tensor, old: Tensor, new_cm: Tensor) -> Tensor:
-        r"""$\lVert \mathrm{attn}(h, \text{old}) - \mathrm{attn}(h, \text{new\_cm}) \rVert^2$ (mean).
+        r"""The mean of $(\mathrm{attn}(h, \text{old}) - \mathrm{attn}(h, \text{new\_cm}))^2$.
 
         Gradients reach ``new_cm`` (hence $f_c$) only: ``h``, ``old`` and the
         projection weights are detached.

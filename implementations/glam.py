@@ -18,16 +18,17 @@ y = \frac{g_{e_1} E_{e_1}(x) + g_{e_2} E_{e_2}(x)}{g_{e_1} + g_{e_2}} .
 $$
 
 Experts are Gated-GELU FFNs without biases,
-$E_e(x) = (\mathrm{GELU}(x W_e) \odot x V_e)\, W^{out}_e$ (the paper's feed-forward
-sub-layers use the gated GELU). Each expert takes at most
-$C = \lceil \mathrm{cf} \cdot 2S/E \rceil$ tokens of a sequence of $S$ (first choices
-before second choices; position-major under ``causal=True``, as a decoder needs), and
-GShard's auxiliary load-balancing loss $E \sum_e f_e m_e$ ($f_e$: fraction of tokens
-whose first choice is $e$, $m_e$: mean gate of $e$) is added with weight 0.01.
+$E_e(x) = (\mathrm{GELU}(x W_e) \odot x V_e)\, W^{out}_e$ (the paper states the gated
+GELU for its dense feed-forward sub-layers; we give the experts the same form). Each
+expert takes at most $C = \lceil \mathrm{cf} \cdot 2S/E \rceil$ tokens of a sequence of
+$S$ (first choices before second choices; position-major under ``causal=True``, as a
+decoder needs), and GShard's auxiliary load-balancing loss $E \sum_e f_e m_e$ ($f_e$:
+fraction of tokens whose first choice is $e$, $m_e$: mean gate of $e$) is added with
+weight 0.01.
 
 Hyper-parameters:
 
-* ``experts`` ($E$, default 64, every GLaM model's).
+* ``experts`` ($E$, default 64, as the largest GLaM, 64B/64E).
 * ``capacity_factor`` (default 1.0, GShard's $C = 2S/E$; the GLaM paper does not state
   its value).
 * ``aux_loss_weight`` ($10^{-2}$).

@@ -22,16 +22,17 @@ $$
   (normalised $g_2 \le 1/2$): a token whose second gate is small mostly skips it,
   saving capacity. A skipped claim takes no slot. The first gate keeps its value
   $g_1 / (g_1 + g_2)$ either way, as in Algorithm 1.
-* **Auxiliary loss** per group, with $c_e$ the number of tokens whose first choice is
-  $e$ and $m_e = \frac{1}{S}\sum_s g_{s,e}$ the mean gate:
+
+The auxiliary loss of a group, with $c_e$ the number of its tokens whose first choice
+is $e$ and $m_e = \frac{1}{S}\sum_s g_{s,e}$ the mean gate of $e$, is
 
 $$
-\ell_{aux} = \frac{1}{E} \sum_{e=1}^{E} \frac{c_e}{S} \, m_e ,
+\ell_{aux} = \frac{1}{E} \sum_{e=1}^{E} \frac{c_e}{S} \, m_e
 $$
 
-  ($c_e/S$ is not differentiable; $m_e$ carries the gradient). Like the authors'
-  implementation we scale it by $E^2$ (so uniform routing gives 1 whatever $E$),
-  average it over the groups and weight it by ``aux_loss_weight``.
+($c_e/S$ is not differentiable; $m_e$ carries the gradient). Like the authors'
+implementation we scale it by $E^2$ (so uniform routing gives 1 whatever $E$), average
+it over the groups and weight it by ``aux_loss_weight``.
 
 Hyper-parameters:
 
@@ -41,7 +42,7 @@ Hyper-parameters:
   groups of $S$ consecutive tokens (the last one padded with non-routed tokens); a
   shorter one is a single group.
 * ``capacity_factor`` (1.0, i.e. $C = 2S/E$).
-* ``aux_loss_weight`` ($10^{-2}$, the authors' lingvo default).
+* ``aux_loss_weight`` ($10^{-2}$; our default, the weight GLaM uses with this loss).
 * ``d_ff``: expert hidden width, default ``4 * dim``; ReLU experts without biases.
 
 Random routing is a training-time device: in eval mode (``module.eval()``) the second

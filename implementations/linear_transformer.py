@@ -118,7 +118,7 @@ def linear_attention(
         kv = torch.einsum("bhjm,bhje->bhme", phi_k, v)  # [b, h, m, dv]: sum_j phi(K_j) V_j^T
         z = phi_k.sum(dim=-2)  # [b, h, m]: sum_j phi(K_j)
         num = phi_q @ kv  # [b, h, n, dv]
-        den = (phi_q @ z.unsqueeze(-1))  # [b, h, n, 1]
+        den = phi_q @ z.unsqueeze(-1)  # [b, h, n, 1]
     return (num / den.clamp_min(eps)).to(dtype)
 
 
@@ -230,4 +230,5 @@ class LinearTransformer(nn.Module):
         k = split_heads(self.proj.to_k(x).unsqueeze(1), heads)[:, :, 0]  # [b, h, d]
         v = split_heads(self.proj.to_v(x).unsqueeze(1), heads)[:, :, 0]  # [b, h, d]
         o, state = recurrent_step(q, k, v, state)  # [b, h, d]
-        return self.proj.out(o.unsqueeze(2))[:, 0], state
+        y = self.proj.out(o.unsqueeze(2))  # [b, 1, dim]: a length-1 sequence
+        return y[:, 0], state

@@ -24,7 +24,7 @@ the projection so that padding contributes nothing to the $k$ mixed positions.
 Mixing all positions into each projected key also mixes the future into the past, so
 Linformer has no causal (decoder) form.
 
-Parameter sharing (the paper's Section 4 "additional efficiency techniques"):
+Parameter sharing (the paper's "additional efficiency techniques"):
 
 * ``"none"``: $E_i, F_i$ per head (the equation above);
 * ``"headwise"``: one $E$ and one $F$ shared by all heads of the layer;

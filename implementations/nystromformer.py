@@ -28,7 +28,8 @@ $$
 
 evaluated right to left in $O(nmd + m^3)$ time and $O(nm + m^2)$ memory: linear in $n$.
 When every token is its own landmark ($m = n$), $\tilde F = \tilde A = \tilde B = S$ and
-$\hat S = S S^+ S = S$: exact attention.
+$\hat S = S S^+ S = S$: exact attention (once the pseudo-inverse below has converged;
+the paper's 6 iterations leave a small error).
 
 The Moore–Penrose pseudo-inverse $\tilde A^+$ is computed by the iterative method the
 paper adopts (Razavi et al., 2014), started at

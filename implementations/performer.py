@@ -56,8 +56,8 @@ Hyper-parameters:
   "Performer-ReLU", a different attention that does not approximate softmax).
 * ``orthogonal``: orthogonal random features (the "+" in FAVOR+) or i.i.d. Gaussian.
 * ``feature_redraw_interval``: redraw the $\omega_r$ every this many training forward
-  passes (the paper finds periodic redrawing important in long training runs; its code
-  redraws at every call, i.e. ``1``); None keeps the features drawn at initialisation.
+  passes (the paper reports that redrawing features helps training; its code redraws
+  at every call, i.e. ``1``); None keeps the features drawn at initialisation.
   Features are drawn from torch's global RNG, so they are seeded-deterministic.
 """
 

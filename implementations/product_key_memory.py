@@ -85,13 +85,16 @@ def product_key_topk(q: Tensor, sub_keys: Tensor, topk: int) -> tuple[Tensor, Te
     """
     n_keys = sub_keys.shape[-2]
     halves = rearrange(q, "... h (c d) -> ... h c d", c=2)  # [..., h, 2, d_q/2]
-    sub_scores = torch.einsum("...hcd,hckd->...hck", halves.float(), sub_keys.float())
+    # Sub-key scores [..., h, 2, n_keys], in (at least) float32: the top-k is a discrete
+    # choice among near-ties, which bfloat16 rounding would reshuffle.
+    dtype = torch.promote_types(q.dtype, torch.float32)
+    sub_scores = torch.einsum("...hcd,hckd->...hck", halves.to(dtype), sub_keys.to(dtype))
     best, best_index = sub_scores.topk(topk, dim=-1)  # [..., h, 2, k]
     # Scores and indices of the k x k candidate pairs (i, j).
     pair_scores = best[..., 0, :, None] + best[..., 1, None, :]  # [..., h, k, k]
     pair_index = best_index[..., 0, :, None] * n_keys + best_index[..., 1, None, :]
     scores, pos = pair_scores.flatten(-2).topk(topk, dim=-1)  # [..., h, k]
-    return scores, pair_index.flatten(-2).gather(-1, pos)
+    return scores, pair_index.flatten(-2).gather(-1, pos)  # the k x k pairs: [..., h, k*k]
 
 
 @register("product-key-memory", kind="ffn", supports_causal=True)
@@ -152,8 +155,8 @@ class ProductKeyMemory(nn.Module):
         q = q.view(b * n, self.heads, self.k_dim)  # [T, H, d_q]
         scores, index = product_key_topk(q, self.sub_keys, self.topk)  # [T, H, k]
         weights = scores.float().softmax(-1).to(x.dtype)  # [T, H, k], per head
-        # One bag per token: the k values of every head, weighted, summed over heads.
+        # One bag per token ([T, H * k]): its k values of every head, weighted and summed.
         m = self.values(
             index.reshape(b * n, -1), per_sample_weights=weights.reshape(b * n, -1)
         )  # [T, dim]
-        return m.view(b, n, d), x.new_zeros((), dtype=torch.float32)
+        return m.view(b, n, d), x.new_zeros((), dtype=torch.float32)  # [b, n, dim]

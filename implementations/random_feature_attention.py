@@ -4,7 +4,8 @@ Paper: *Random Feature Attention*, Hao Peng, Nikolaos Pappas, Dani Yogatama, Roy
 Schwartz, Noah A. Smith and Lingpeng Kong, ICLR 2021 (arXiv:2103.02143).
 
 **Random Fourier features** (Rahimi and Recht, 2007) turn the Gaussian kernel into a
-dot product: with $\mathbf{w}_i \sim \mathcal{N}(0, \sigma^2 I_d)$,
+dot product: with $\mathbf{w}_i \sim \mathcal{N}(0, \sigma^{-2} I_d)$ (the kernel's
+bandwidth is $\sigma$),
 
 $$
 \phi(\mathbf{x}) = \sqrt{1/D}\,\big[\sin(\mathbf{w}_1 \cdot \mathbf{x}), \dots,
@@ -48,13 +49,14 @@ as decayed prefix sums (:func:`~implementations._helpers.causal_linear_attention
 $j$ weighted $\prod_{t = j+1}^{i} g_t$ at query $i$), never an $n \times n$ matrix.
 
 Details the paper leaves to its code, chosen here as the authors' implementation allows:
-$\sigma$ is learned by reparameterising $\mathbf{w}_i = \boldsymbol\sigma \circ
-\boldsymbol\epsilon_i$, $\boldsymbol\epsilon_i \sim \mathcal{N}(0, I_d)$, with one
-learned $\boldsymbol\sigma = \exp(\log\boldsymbol\sigma) \in \mathbb{R}^d$ per head
-(``learn_sigma``; with unit-norm queries and keys a fixed $\sigma = 1$ caps the logits
-$\mathbf{q} \cdot \mathbf{k} / \sigma^2$ at 1, so heads could not sharpen); every head
-has its own random matrix; the normaliser, which $\sin / \cos$ features can push to
-zero or below, is floored at :data:`EPS`.
+$\sigma$ is learned by reparameterising $\mathbf{w}_i = \boldsymbol\epsilon_i /
+\boldsymbol\sigma$ (element-wise), $\boldsymbol\epsilon_i \sim \mathcal{N}(0, I_d)$,
+with one learned $\boldsymbol\sigma = \exp(\log\boldsymbol\sigma) \in \mathbb{R}^d$
+per head (``learn_sigma``; with unit-norm queries and keys a fixed $\sigma = 1$ caps the
+logits $\mathbf{q} \cdot \mathbf{k} / \sigma^2$ at 1, so heads could not sharpen;
+learning $\sigma$ is the temperature of softmax attention); every head has its own
+random matrix; the normaliser, which $\sin / \cos$ features can push to zero or below,
+is floored at :data:`EPS`.
 
 Hyper-parameters:
 
@@ -133,7 +135,7 @@ def attention(
 ) -> Tensor:
     r"""RFA with the random vectors ``omega``.
 
-    ``omega`` carries $\sigma$ ($\mathbf{w}_i \sim \mathcal{N}(0, \sigma^2 I)$), so
+    ``omega`` carries $\sigma$ ($\mathbf{w}_i \sim \mathcal{N}(0, \sigma^{-2} I)$), so
     the attention approximates $\mathrm{softmax}(\hat{\mathbf{q}} \cdot
     \hat{\mathbf{k}} / \sigma^2)$ for the gaussian kernel.
 
@@ -187,8 +189,8 @@ class RandomFeatureAttention(nn.Module):
         nb_features: $D$, random vectors per head.
         kernel: ``"gaussian"`` (RFA-Gaussian) or ``"arccos"`` (RFA-arccos).
         gated: Gated RFA (requires ``causal=True``).
-        learn_sigma: Learn the per-head, per-dimension scale $\boldsymbol\sigma$ of the
-            random vectors; else $\sigma = 1$.
+        learn_sigma: Learn the per-head, per-dimension bandwidth $\boldsymbol\sigma$ of
+            the kernel; else $\sigma = 1$.
         resample_features: Fresh random vectors at every training forward pass.
 
     Examples:
@@ -224,7 +226,7 @@ class RandomFeatureAttention(nn.Module):
         self.kernel = kernel
         self.resample_features = resample_features
         self.proj = HeadProjections(dim, heads)
-        # epsilon_i ~ N(0, I), one [D, d_head] matrix per head; w_i = sigma * epsilon_i.
+        # epsilon_i ~ N(0, I), one [D, d_head] matrix per head; w_i = epsilon_i / sigma.
         self.register_buffer("epsilon", torch.randn(heads, nb_features, self.proj.dim_head))
         self.log_sigma = (
             nn.Parameter(torch.zeros(heads, 1, self.proj.dim_head)) if learn_sigma else None
@@ -232,7 +234,7 @@ class RandomFeatureAttention(nn.Module):
         self.to_gate = nn.Linear(dim, heads) if gated else None
 
     def omega(self) -> Tensor:
-        r"""The random vectors $\mathbf{w}_i = \boldsymbol\sigma \circ \boldsymbol\epsilon_i$.
+        r"""The random vectors $\mathbf{w}_i = \boldsymbol\epsilon_i / \boldsymbol\sigma$.
 
         Returns:
             ``[h, D, d_head]``; fresh $\boldsymbol\epsilon_i$ in training mode when
@@ -244,7 +246,7 @@ class RandomFeatureAttention(nn.Module):
         if self.log_sigma is None:
             return epsilon
         # sigma = exp(log_sigma) stays positive; it starts at 1.
-        return epsilon * self.log_sigma.exp()
+        return epsilon * torch.exp(-self.log_sigma)
 
     def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
         """``x`` ``[b, n, dim]``, ``mask`` bool ``[b, n]`` (True = real) -> ``[b, n, dim]``."""

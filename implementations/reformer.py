@@ -146,7 +146,6 @@ def attention(
     v, _ = pad_to_multiple(v, m)
     mask, _ = pad_to_multiple(mask, m, dim=-1, value=False)
     length = qk.shape[-2]
-    rounds = rotations.shape[2]
     positions = torch.arange(length, device=qk.device)
 
     # Hash; padding goes to an extra last bucket, so it never shifts real tokens' chunks.

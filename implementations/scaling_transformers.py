@@ -141,7 +141,7 @@ class SparseFeedForward(nn.Module):
         h = F.relu(F.linear(x, self.w_in, self.b_in))  # [b, n, d_ff]
         h = h.unflatten(-1, (self.n_blocks, self.block_size))  # [b, n, nb, N]
         h = h * self.unit_mask(x)  # one active unit per block
-        return h.flatten(-2) @ self.w_out + self.b_out, zero
+        return h.flatten(-2) @ self.w_out + self.b_out, zero  # [b, n, d_ff] @ [d_ff, dim]
 
     def sparse_forward(self, x: Tensor, choice: Tensor) -> Tensor:
         """Compute only the chosen units: ``choice`` ``[b, n, d_ff / N]`` (unit per block)."""

@@ -121,5 +121,7 @@ class STMoE(TokenChoiceMoE):
         r"""$c_B L_B + c_z L_z$ over all valid tokens of the batch."""
         n_experts = probs.shape[-1]
         all_tokens = probs.reshape(1, -1, n_experts)  # [1, T, N]: one pool, the batch
-        balance = load_balancing_loss(all_tokens, all_tokens.argmax(-1), valid.reshape(1, -1))
-        return self.balance_coef * balance[0] + self.z_loss_coef * router_z_loss(logits, valid)
+        valid = valid.reshape(1, -1)  # [1, T]
+        balance = load_balancing_loss(all_tokens, all_tokens.argmax(-1), valid)[0]
+        z_loss = router_z_loss(logits.reshape(1, -1, n_experts), valid)  # [1, T, N] logits
+        return self.balance_coef * balance + self.z_loss_coef * z_loss

@@ -109,5 +109,6 @@ class SwitchTransformer(TokenChoiceMoE):
         r"""$\alpha N \sum_i f_i P_i$ over all valid tokens of the batch."""
         n_experts = probs.shape[-1]
         all_tokens = probs.reshape(1, -1, n_experts)  # [1, T, N]: one pool, the batch
-        loss = load_balancing_loss(all_tokens, all_tokens.argmax(-1), valid.reshape(1, -1))
+        valid = valid.reshape(1, -1)  # [1, T]
+        loss = load_balancing_loss(all_tokens, all_tokens.argmax(-1), valid)
         return self.alpha * loss[0]

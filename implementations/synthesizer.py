@@ -199,7 +199,9 @@ class Synthesizer(nn.Module):
             else:
                 tensors = [torch.randn(heads, length, rank) * rank**-0.25 for _ in range(2)]
             # Fixed Random keeps them frozen (requires_grad=False) at their initialisation.
-            self.random = nn.ParameterList(nn.Parameter(t, requires_grad=not fixed) for t in tensors)
+            self.random = nn.ParameterList(
+                nn.Parameter(t, requires_grad=not fixed) for t in tensors
+            )
 
     def logits(self, x: Tensor) -> Tensor:
         """The synthesised logits: ``[b, h, n, n]`` (dense variants) or ``[h, n, n]`` (random)."""
@@ -217,13 +219,14 @@ class Synthesizer(nn.Module):
             return r1[:, :n] @ r2[:, :n].transpose(-1, -2)  # [h, n, n]: R_1 R_2^T
 
         hidden = split_heads(torch.relu(self.to_hidden(x)), self.heads)  # [b, h, n, d_head]
-        outs = [
+        if self.variant == "dense":
+            # Only the first n of the l output positions are needed.
+            w2, b2 = self.w2[0][..., :n], self.b2[0][:, None, :n]  # [h, d_head, n], [h, 1, n]
+            return torch.einsum("bhnd,hdm->bhnm", hidden, w2) + b2  # [b, h, n, n]
+        f_a, f_b = (
             torch.einsum("bhnd,hdw->bhnw", hidden, w) + b[:, None, :]
             for w, b in zip(self.w2, self.b2, strict=True)
-        ]  # [b, h, n, width] each
-        if self.variant == "dense":
-            return outs[0][..., :n]  # [b, h, n, n]: the first n of the l positions
-        f_a, f_b = outs  # [b, h, n, a], [b, h, n, b]
+        )  # A = F_A(X_i) [b, h, n, a], B = F_B(X_i) [b, h, n, b]
         # C_j = A_{j mod a} * B_{j // a}: H_A tiles A b times, H_B repeats each B_j a times.
         tiled = (f_b.unsqueeze(-1) * f_a.unsqueeze(-2)).flatten(-2)  # [b, h, n, a * b = l]
         return tiled[..., :n]  # [b, h, n, n]
@@ -235,6 +238,5 @@ class Synthesizer(nn.Module):
     def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
         """``x`` ``[b, n, dim]``, ``mask`` bool ``[b, n]`` (True = real) -> ``[b, n, dim]``."""
         v = split_heads(self.to_v(x), self.heads)  # [b, h, n, d_head]: G(X)
-        weights = self.attention_weights(x, mask)  # [b or 1, h, n, n]
-        o = torch.einsum("bhij,bhjd->bhid", weights.expand(v.shape[0], -1, -1, -1), v)
+        o = attention(self.logits(x), v, mask=mask, causal=self.causal)  # [b, h, n, d_head]
         return self.to_out(merge_heads(o))  # [b, n, dim]

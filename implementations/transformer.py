@@ -26,6 +26,10 @@ How each kind plugs in:
 * ``ffn``: ``FFN(LN(h)) -> (y, aux_loss)``; the auxiliary losses (e.g. load balancing
   of a mixture of experts) of every layer are summed into
   :attr:`TransformerOutput.aux_loss`.
+
+An attention-slot module may also leave a scalar tensor attribute ``aux_loss`` after its
+forward (e.g. the compressive transformer's attention-reconstruction loss, which trains
+its compression network); it is added to :attr:`TransformerOutput.aux_loss` too.
 """
 
 from __future__ import annotations
@@ -51,7 +55,8 @@ class TransformerOutput:
     Attributes:
         y: The output ``[batch, n_out, dim]``; ``n_out == n`` unless a ``downsample``
             mechanism shortened the sequence.
-        aux_loss: Scalar tensor, the sum of the ``ffn`` layers' auxiliary losses (0 when none).
+        aux_loss: Float32 scalar tensor, the sum of the auxiliary losses of the ``ffn``
+            layers and of attention layers exposing ``aux_loss`` (0 when none).
         memories: One entry per layer, the memory a ``memory`` mechanism returned (None
             for other layers); None when no layer keeps a memory. Pass it back as
             ``memories=`` with the next segment.
@@ -177,6 +182,9 @@ class Transformer(nn.Module):
                 x = x + y
             else:
                 x = x + attn(h, mask)
+            attn_aux = getattr(attn, "aux_loss", None)
+            if isinstance(attn_aux, Tensor):
+                aux_loss = aux_loss + attn_aux.float()
             y, aux = ff(ff_norm(x))
             x = x + y
             aux_loss = aux_loss + aux.float()

@@ -39,11 +39,32 @@ DIM, HEADS, N, BATCH = 32, 4, 37, 2
 # Per-mechanism options for tiny inputs (block sizes, numbers of landmarks, ...), keyed by
 # id. Mechanisms absent here are built with their paper defaults.
 SMALL_OPTIONS: dict[str, dict[str, Any]] = {
-    "axial-transformer": {},
-    "blockwise": {},
+    "big-bird": {"block_size": 4, "num_random_blocks": 1},
+    "cluster-former": {"n_clusters": 4, "window_size": 8, "stride": 4},
+    "compressive-transformer": {"mem_len": 16, "cmem_len": 8},
+    "etc": {"local_radius": 4},
+    "glam": {"experts": 4},
+    "gshard": {"experts": 4, "group_size": 16},
     "image-transformer": {"query_block": 8, "memory_flange": 8},
+    "linformer": {"k": 8, "max_seq_len": 64},
+    "long-short-transformer": {"segment_size": 8},
+    "longformer": {"attention_window": 8},
     "memory-compressed": {"block_size": 8},
+    "nystromformer": {"num_landmarks": 8, "conv_kernel_size": 3},
+    "perceiver": {"num_latents": 8, "self_attends_per_block": 1},
+    "performer": {"nb_features": 16},
+    "product-key-memory": {"n_keys": 16, "k_dim": 32, "topk": 4},
+    "random-feature-attention": {"nb_features": 16},
+    "reformer": {"bucket_size": 4, "n_hashes": 2},
+    "routing-transformer": {"n_clusters": 4},
+    "scaling-transformers": {"block_size": 8, "d_lowrank": 8},
+    "set-transformer": {"num_inducing_points": 8},
+    "sinkhorn-transformer": {"block_size": 4},
     "sparse-transformer": {"stride": 8, "summary": 2},
+    "st-moe": {"experts": 4},
+    "switch-transformer": {"experts": 4},
+    "synthesizer": {"max_seq_len": 64},
+    "transformer-xl": {"mem_len": 16},
 }
 
 # Tolerances: float32 comparisons of two runs that should agree exactly up to rounding.
@@ -59,13 +80,23 @@ def kind_of(id: str) -> str:
     return implementations.mechanism(id).kind
 
 
+def small_options(id: str) -> dict[str, Any]:
+    """:data:`SMALL_OPTIONS` of ``id`` that it still has (see ``test_small_options_exist``)."""
+    known = implementations.mechanism(id).options
+    return {k: v for k, v in SMALL_OPTIONS.get(id, {}).items() if k in known}
+
+
 def make(id: str, causal: bool = False, seed: int = 0, device: str = "cpu") -> nn.Module:
     """Build ``id`` small, with seeded initialisation."""
     torch.manual_seed(seed)
-    module = implementations.build(
-        id, dim=DIM, heads=HEADS, causal=causal, **SMALL_OPTIONS.get(id, {})
-    )
+    module = implementations.build(id, dim=DIM, heads=HEADS, causal=causal, **small_options(id))
     return module.to(device)
+
+
+def aux_of(module: nn.Module) -> Tensor | float:
+    """The auxiliary loss a module left as an attribute (e.g. a reconstruction loss), or 0."""
+    aux = getattr(module, "aux_loss", None)
+    return aux.float() if isinstance(aux, Tensor) else 0.0
 
 
 def call(
@@ -168,6 +199,13 @@ def test_unknown_id_suggests_close_matches() -> None:
 
 
 @by_id
+def test_small_options_exist(id: str) -> None:
+    """The small options of this file still name options of the mechanism."""
+    stale = set(SMALL_OPTIONS.get(id, {})) - set(implementations.mechanism(id).options)
+    assert not stale, f"update SMALL_OPTIONS[{id!r}] in this file: unknown {sorted(stale)}"
+
+
+@by_id
 def test_unknown_option_is_named(id: str) -> None:
     with pytest.raises(ValueError, match="not_an_option"):
         implementations.build(id, dim=DIM, heads=HEADS, not_an_option=1)
@@ -245,12 +283,12 @@ def test_gradients_reach_every_parameter(id: str, causal: bool) -> None:
     x = torch.randn(BATCH, N, DIM, requires_grad=True)
     mask = padding_mask() if module.kind in ("attention", "downsample") else None
     y, extra = call(module, x, mask)
-    loss = y.float().sum()
+    loss = y.float().sum() + aux_of(module)
     if module.kind == "ffn":
         loss = loss + extra
     if module.kind == "memory":  # a second segment, so memory-only parameters are used
         y2, _ = call(module, torch.randn(BATCH, N, DIM), memory=extra)
-        loss = loss + y2.float().sum()
+        loss = loss + y2.float().sum() + aux_of(module)
     loss.backward()
     assert x.grad is not None and torch.isfinite(x.grad).all()
     for name, p in module.named_parameters():
@@ -369,7 +407,7 @@ def test_runs_inside_transformer(id: str, causal: bool) -> None:
     torch.manual_seed(0)
     if kind == "ffn":
         model = Transformer(
-            DIM, depth=2, heads=HEADS, ffn=id, causal=causal, ffn_options=SMALL_OPTIONS.get(id)
+            DIM, depth=2, heads=HEADS, ffn=id, causal=causal, ffn_options=small_options(id)
         )
     else:
         model = Transformer(
@@ -378,7 +416,7 @@ def test_runs_inside_transformer(id: str, causal: bool) -> None:
             heads=HEADS,
             attention=id,
             causal=causal,
-            attention_options=SMALL_OPTIONS.get(id),
+            attention_options=small_options(id),
         )
     x = torch.randn(BATCH, N, DIM)
     mask = None if kind == "memory" else padding_mask()

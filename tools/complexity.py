@@ -74,9 +74,10 @@ class Parsed:
 
 
 class _Parser:
-    def __init__(self, text: str, length_symbol: str) -> None:
+    def __init__(self, text: str, length_symbol: str, scaling: dict[str, float]) -> None:
         self.text = text
         self.length_symbol = length_symbol
+        self.scaling = scaling
         self.tokens = self._tokenize(text)
         self.pos = 0
         self.symbols: set[str] = set()
@@ -179,21 +180,28 @@ class _Parser:
         if value == self.length_symbol:
             return Growth(1.0, 0)
         self.symbols.add(value)
-        return _CONSTANT
+        return Growth(self.scaling.get(value, 0.0), 0)
 
 
-def parse_full(text: str, length_symbol: str = "n") -> Parsed:
+def parse_full(
+    text: str, length_symbol: str = "n", scaling: dict[str, float] | None = None
+) -> Parsed:
     """Parse ``text`` and also return the symbols other than ``length_symbol`` it uses.
 
     Examples:
         >>> sorted(parse_full("O(n (w + g))").symbols)
         ['g', 'w']
     """
-    return _Parser(text.strip(), length_symbol).parse()
+    return _Parser(text.strip(), length_symbol, scaling or {}).parse()
 
 
-def parse(text: str, length_symbol: str = "n") -> Growth:
+def parse(
+    text: str, length_symbol: str = "n", scaling: dict[str, float] | None = None
+) -> Growth:
     """The growth in ``length_symbol`` that the big-O string ``text`` claims.
+
+    Symbols are constants unless ``scaling`` says how they grow with the length: a
+    block size chosen as ``sqrt(n)`` is ``{"b": 0.5}``.
 
     Raises:
         ComplexityError: ``text`` does not follow the grammar.
@@ -203,5 +211,7 @@ def parse(text: str, length_symbol: str = "n") -> Growth:
         Growth(exponent=2.0, log_power=0)
         >>> parse("O(n w)")
         Growth(exponent=1.0, log_power=0)
+        >>> parse("O(n b + (n/b)^2)", scaling={"b": 0.5})
+        Growth(exponent=1.5, log_power=0)
     """
-    return parse_full(text, length_symbol).growth
+    return parse_full(text, length_symbol, scaling).growth

@@ -92,8 +92,11 @@ class LiveTensorBytes(TorchDispatchMode):
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[override]
         out = func(*args, **(kwargs or {}))
-        before = {id(t.untyped_storage()) for t in tree_flatten((args, kwargs))[0]
-                  if isinstance(t, torch.Tensor)}
+        before = {
+            id(t.untyped_storage())
+            for t in tree_flatten((args, kwargs))[0]
+            if isinstance(t, torch.Tensor)
+        }
         for tensor in tree_flatten(out)[0]:
             # Outputs that alias an input (views, in-place ops) allocate nothing new.
             if isinstance(tensor, torch.Tensor) and id(tensor.untyped_storage()) not in before:

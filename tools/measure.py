@@ -124,7 +124,6 @@ def make_workload(variant: Variant, n: int, setup: Setup) -> Callable[[], torch.
         module = _FfnBlock(module, setup.dim, setup.heads, variant.causal)
     module = module.to(device=setup.device, dtype=setup.torch_dtype)
     x = torch.randn(setup.batch, n, setup.dim, device=setup.device, dtype=setup.torch_dtype)
-    x.requires_grad_(True)
 
     if record.kind == "memory":
         with torch.no_grad():
@@ -173,8 +172,9 @@ def matmul_flop_rate(setup: Setup, size: int = 2048, repeats: int = 5) -> float:
 def measure_point(variant: Variant, n: int, setup: Setup, repeats: int) -> dict[str, Any]:
     """Every figure of one mechanism at one length."""
     run = make_workload(variant, n, setup)
+    # Counted with autograd on: torch's module tracker needs it; FLOPs do not change.
+    flops = count_flops(run)
     with torch.no_grad():
-        flops = count_flops(run)
         peak = peak_live_bytes(run) if setup.device == "cpu" else _cuda_peak(run)
         forward = median_seconds(run, repeats, setup.device)
     backward = median_seconds(lambda: run().backward(), repeats, setup.device)

@@ -58,6 +58,9 @@ VENUE_FIELDS: tuple[str, ...] = (
     "conferenceName",
     "bookTitle",
 )
+# Who issued a work that appeared in no journal or proceedings (books, reports, theses,
+# web pages); used only after the venue fields and a preprint repository.
+ISSUER_FIELDS: tuple[str, ...] = ("publisher", "institution", "university", "websiteTitle")
 
 _ARXIV_ID = r"(\d{4}\.\d{4,5}|[a-z][a-z-]*(?:\.[A-Z]{2})?/\d{7})(?:v\d+)?"
 _ARXIV_PREFIXED = re.compile(r"arxiv:\s*" + _ARXIV_ID, re.IGNORECASE)
@@ -327,6 +330,8 @@ def citation_key_of(data: Mapping[str, Any]) -> str | None:
 def venue_of(data: Mapping[str, Any], arxiv: str | None = None) -> str | None:
     """Where the work appeared: journal, proceedings, conference or book; else the repository.
 
+    Works that appeared in none of these (books, reports) fall back to their publisher.
+
     A repository (a preprint server) reads "<repository> preprint", the catalog's wording.
     Old Zotero arXiv imports put ``arXiv:<id> [cs]`` in the journal field; that is a
     preprint too.
@@ -344,6 +349,8 @@ def venue_of(data: Mapping[str, Any], arxiv: str | None = None) -> str | None:
         'arXiv preprint'
         >>> venue_of({"itemType": "report"}, arxiv="1706.03762")
         'arXiv preprint'
+        >>> venue_of({"itemType": "book", "publisher": "Oxford University Press"})
+        'Oxford University Press'
     """
     for name in VENUE_FIELDS:
         venue = clean_text(data.get(name))
@@ -352,7 +359,11 @@ def venue_of(data: Mapping[str, Any], arxiv: str | None = None) -> str | None:
     repository = clean_text(data.get("repository"))
     if repository:
         return repository if "preprint" in repository.lower() else f"{repository} preprint"
-    return "arXiv preprint" if arxiv else None
+    if arxiv:
+        return "arXiv preprint"
+    return next(
+        (clean_text(data.get(name)) for name in ISSUER_FIELDS if clean_text(data.get(name))), None
+    )
 
 
 def url_of(data: Mapping[str, Any]) -> str | None:

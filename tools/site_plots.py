@@ -1,0 +1,347 @@
+"""Static SVG figures for the site, drawn by our own code at generate time.
+
+The site must build offline and quickly, so plots are plain SVG text written from the
+measurement JSON: no plotting library, no JavaScript. Every label that comes from the
+catalog is XML-escaped here.
+
+Examples:
+    >>> svg = loglog_svg([Series("dense", [(256, 1e-3), (512, 4e-3)])], ylabel="time")
+    >>> svg.startswith("<svg") and "dense" in svg
+    True
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from html import escape
+
+# Colour-blind-safe palette (Okabe–Ito); dense is always drawn in black.
+PALETTE: tuple[str, ...] = (
+    "#0072B2",
+    "#D55E00",
+    "#009E73",
+    "#CC79A7",
+    "#E69F00",
+    "#56B4E9",
+    "#F0E442",
+    "#8C564B",
+)
+DENSE_COLOUR = "#222222"
+FONT = "font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif"
+
+
+@dataclass(frozen=True)
+class Series:
+    """One line of a plot: a label and its (n, value) points."""
+
+    label: str
+    points: Sequence[tuple[float, float]]
+    colour: str = PALETTE[0]
+    dashed: bool = False
+
+
+def _x(text: object) -> str:
+    """XML-escape text for an SVG element or attribute."""
+    return escape(str(text), quote=True)
+
+
+def format_length(n: float) -> str:
+    """A sequence length as the axis shows it.
+
+    Examples:
+        >>> format_length(256), format_length(4096), format_length(16384)
+        ('256', '4k', '16k')
+    """
+    return f"{n / 1024:g}k" if n >= 1024 else f"{n:g}"
+
+
+def format_seconds(value: float) -> str:
+    """Seconds with a readable unit.
+
+    Examples:
+        >>> format_seconds(0.002), format_seconds(3.0), format_seconds(2e-6)
+        ('2 ms', '3 s', '2 µs')
+    """
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6), ("ns", 1e-9)):
+        if abs(value) >= scale or unit == "ns":
+            return f"{value / scale:.3g} {unit}"
+    raise AssertionError("unreachable")
+
+
+def format_bytes(value: float) -> str:
+    """Bytes with a binary unit.
+
+    Examples:
+        >>> format_bytes(3 * 2**20), format_bytes(512)
+        ('3 MiB', '512 B')
+    """
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if abs(value) >= scale:
+            return f"{value / scale:.3g} {unit}"
+    return f"{value:.3g} B"
+
+
+def format_count(value: float) -> str:
+    """A large count (FLOPs) with an SI prefix.
+
+    Examples:
+        >>> format_count(2.5e9), format_count(12)
+        ('2.5 G', '12')
+    """
+    for unit, scale in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(value) >= scale:
+            return f"{value / scale:.3g} {unit}"
+    return f"{value:.3g}"
+
+
+def _decades(low: float, high: float) -> list[float]:
+    """Powers of ten covering [low, high], at least two of them."""
+    first, last = math.floor(math.log10(low)), math.ceil(math.log10(high))
+    if first == last:
+        last += 1
+    return [10.0**k for k in range(first, last + 1)]
+
+
+def _doublings(low: float, high: float) -> list[float]:
+    """Powers of two from low to high, thinned to at most seven ticks."""
+    first, last = math.floor(math.log2(low)), math.ceil(math.log2(high))
+    if first == last:
+        last += 1
+    ticks = [2.0**k for k in range(first, last + 1)]
+    step = max(1, math.ceil(len(ticks) / 7))
+    return ticks[::step]
+
+
+@dataclass
+class _Axes:
+    """Maps log-scaled data coordinates into a rectangle of the SVG."""
+
+    left: float
+    top: float
+    width: float
+    height: float
+    x_ticks: list[float] = field(default_factory=list)
+    y_ticks: list[float] = field(default_factory=list)
+
+    def x(self, n: float) -> float:
+        low, high = math.log2(self.x_ticks[0]), math.log2(self.x_ticks[-1])
+        return self.left + (math.log2(n) - low) / (high - low) * self.width
+
+    def y(self, value: float) -> float:
+        low, high = math.log10(self.y_ticks[0]), math.log10(self.y_ticks[-1])
+        return self.top + self.height - (math.log10(value) - low) / (high - low) * self.height
+
+
+def _panel(
+    series: Sequence[Series],
+    *,
+    left: float,
+    top: float,
+    width: float,
+    height: float,
+    title: str,
+    ylabel: str,
+    y_format: Callable[[float], str],
+) -> list[str]:
+    """The SVG elements of one log–log panel."""
+    points = [(n, v) for s in series for n, v in s.points if n > 0 and v > 0]
+    parts: list[str] = [
+        f'<text x="{left + width / 2:.1f}" y="{top - 10:.1f}" text-anchor="middle" '
+        f'font-size="13" font-weight="600">{_x(title)}</text>'
+    ]
+    if not points:
+        parts.append(
+            f'<text x="{left + width / 2:.1f}" y="{top + height / 2:.1f}" text-anchor="middle" '
+            f'font-size="12" fill="#666">no data</text>'
+        )
+        return parts
+    axes = _Axes(
+        left,
+        top,
+        width,
+        height,
+        _doublings(min(n for n, _ in points), max(n for n, _ in points)),
+        _decades(min(v for _, v in points), max(v for _, v in points)),
+    )
+    parts.append(
+        f'<rect x="{left}" y="{top}" width="{width}" height="{height}" fill="none" '
+        f'stroke="#999" stroke-width="1"/>'
+    )
+    for tick in axes.x_ticks:
+        x = axes.x(tick)
+        parts.append(
+            f'<line x1="{x:.1f}" y1="{top}" x2="{x:.1f}" y2="{top + height}" stroke="#e5e5e5"/>'
+            f'<text x="{x:.1f}" y="{top + height + 15:.1f}" text-anchor="middle" '
+            f'font-size="11">{_x(format_length(tick))}</text>'
+        )
+    for tick in axes.y_ticks:
+        y = axes.y(tick)
+        parts.append(
+            f'<line x1="{left}" y1="{y:.1f}" x2="{left + width}" y2="{y:.1f}" stroke="#e5e5e5"/>'
+            f'<text x="{left - 6:.1f}" y="{y + 4:.1f}" text-anchor="end" '
+            f'font-size="11">{_x(y_format(tick))}</text>'
+        )
+    parts.append(
+        f'<text x="{left + width / 2:.1f}" y="{top + height + 32:.1f}" text-anchor="middle" '
+        f'font-size="12">sequence length n (log scale)</text>'
+        f'<text transform="translate({left - 62:.1f},{top + height / 2:.1f}) rotate(-90)" '
+        f'text-anchor="middle" font-size="12">{_x(ylabel)}</text>'
+    )
+    for line in series:
+        drawn = sorted((n, v) for n, v in line.points if n > 0 and v > 0)
+        if not drawn:
+            continue
+        path = " ".join(f"{axes.x(n):.1f},{axes.y(v):.1f}" for n, v in drawn)
+        dash = ' stroke-dasharray="6 4"' if line.dashed else ""
+        parts.append(
+            f'<polyline points="{path}" fill="none" stroke="{line.colour}" '
+            f'stroke-width="2"{dash}><title>{_x(line.label)}</title></polyline>'
+        )
+        for n, v in drawn:
+            parts.append(
+                f'<circle cx="{axes.x(n):.1f}" cy="{axes.y(v):.1f}" r="3" fill="{line.colour}">'
+                f"<title>{_x(line.label)}: n = {n:g}, {_x(y_format(v))}</title></circle>"
+            )
+    return parts
+
+
+def _legend(series: Sequence[Series], *, left: float, top: float, columns: int) -> list[str]:
+    parts: list[str] = []
+    for index, line in enumerate(series):
+        x = left + (index % columns) * 190
+        y = top + (index // columns) * 18
+        dash = ' stroke-dasharray="6 4"' if line.dashed else ""
+        parts.append(
+            f'<line x1="{x}" y1="{y}" x2="{x + 24}" y2="{y}" stroke="{line.colour}" '
+            f'stroke-width="2"{dash}/>'
+            f'<text x="{x + 30}" y="{y + 4}" font-size="12">{_x(line.label)}</text>'
+        )
+    return parts
+
+
+def _document(width: float, height: float, body: list[str], label: str) -> str:
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width:g} {height:g}" '
+        f'width="{width:g}" height="{height:g}" role="img" aria-label="{_x(label)}" '
+        f'style="{FONT}">'
+        f'<rect width="100%" height="100%" fill="#ffffff"/>' + "".join(body) + "</svg>\n"
+    )
+
+
+def loglog_svg(
+    series: Sequence[Series],
+    *,
+    title: str = "",
+    ylabel: str = "",
+    y_format: Callable[[float], str] = format_count,
+) -> str:
+    """One log–log plot of some figure against the sequence length."""
+    width, height = 460.0, 300.0 + 18 * math.ceil(len(series) / 2)
+    body = _panel(
+        series,
+        left=80,
+        top=30,
+        width=350,
+        height=210,
+        title=title,
+        ylabel=ylabel,
+        y_format=y_format,
+    )
+    body += _legend(series, left=20, top=300, columns=2)
+    return _document(width, height, body, title or ylabel)
+
+
+def panels_svg(
+    panels: Sequence[tuple[str, str, Callable[[float], str], Sequence[Series]]],
+    *,
+    label: str,
+) -> str:
+    """Several log–log panels side by side sharing one legend.
+
+    Args:
+        panels: ``(title, ylabel, y_format, series)`` per panel; the legend is taken
+            from the first panel's series.
+        label: The accessible name of the figure.
+    """
+    panel_width, gap = 330.0, 100.0
+    width = 80 + len(panels) * panel_width + (len(panels) - 1) * gap + 20
+    legend = panels[0][3] if panels else []
+    height = 300.0 + 18 * math.ceil(len(legend) / 3)
+    body: list[str] = []
+    for index, (title, ylabel, y_format, series) in enumerate(panels):
+        body += _panel(
+            series,
+            left=80 + index * (panel_width + gap),
+            top=30,
+            width=panel_width,
+            height=210,
+            title=title,
+            ylabel=ylabel,
+            y_format=y_format,
+        )
+    body += _legend(legend, left=20, top=300, columns=3)
+    return _document(width, height, body, label)
+
+
+def taxonomy_svg(
+    classes: Sequence[tuple[str, str]],
+    models: Sequence[tuple[str, str, Sequence[str]]],
+    *,
+    href: Callable[[str], str],
+    class_href: Callable[[str], str],
+) -> str:
+    """The taxonomy as a diagram: classes on the left, each linked to its models.
+
+    Args:
+        classes: ``(code, name)`` of each class, in taxonomy order.
+        models: ``(id, name, class codes)`` of each model.
+        href: The link of a model's page, from its id.
+        class_href: The link of a class's page, from its code.
+
+    Examples:
+        >>> svg = taxonomy_svg([("LR", "Low-Rank")], [("linformer", "Linformer", ["LR"])],
+        ...                    href=lambda i: f"papers/{i}/", class_href=lambda c: c)
+        >>> 'href="papers/linformer/"' in svg
+        True
+    """
+    order = {code: index for index, (code, _) in enumerate(classes)}
+    # Models sorted by their first class, so most edges run roughly horizontally.
+    ranked = sorted(
+        models, key=lambda m: (min((order.get(c, 99) for c in m[2]), default=99), m[1].lower())
+    )
+    row, top = 22.0, 20.0
+    height = top * 2 + row * max(len(ranked), 1)
+    class_gap = (height - 2 * top) / max(len(classes), 1)
+    class_y = {code: top + class_gap * (index + 0.5) for index, (code, _) in enumerate(classes)}
+    model_y = {m[0]: top + row * (index + 0.5) for index, m in enumerate(ranked)}
+    colour = {code: PALETTE[index % len(PALETTE)] for index, (code, _) in enumerate(classes)}
+    box_right, model_left, width = 250.0, 470.0, 720.0
+    body: list[str] = []
+    for id, _, codes in ranked:
+        for code in codes:
+            if code not in class_y:
+                continue
+            y0, y1 = class_y[code], model_y[id]
+            body.append(
+                f'<path d="M{box_right},{y0:.1f} C{box_right + 110},{y0:.1f} '
+                f'{model_left - 110},{y1:.1f} {model_left - 6},{y1:.1f}" fill="none" '
+                f'stroke="{colour[code]}" stroke-opacity="0.55" stroke-width="1.5"/>'
+            )
+    for code, name in classes:
+        y = class_y[code]
+        body.append(
+            f'<a href="{_x(class_href(code))}"><rect x="10" y="{y - 15:.1f}" width="{box_right - 10}" '
+            f'height="30" rx="6" fill="{colour[code]}" fill-opacity="0.15" '
+            f'stroke="{colour[code]}"/><text x="22" y="{y + 5:.1f}" font-size="14">'
+            f'<tspan font-weight="700">{_x(code)}</tspan> · {_x(name)}</text></a>'
+        )
+    for id, name, _ in ranked:
+        y = model_y[id]
+        body.append(
+            f'<a href="{_x(href(id))}"><circle cx="{model_left - 4}" cy="{y:.1f}" r="3" '
+            f'fill="#555"/><text x="{model_left + 4}" y="{y + 4.5:.1f}" font-size="13" '
+            f'fill="#1a237e">{_x(name)}</text></a>'
+        )
+    return _document(width, height, body, "The taxonomy: classes and their models")
