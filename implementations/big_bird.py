@@ -170,7 +170,7 @@ def attention(
     out = softmax_attention(q_blocks, keys, values, key_ok.unsqueeze(-2))  # [b, h, nb, bs, d]
 
     # The global blocks' queries attend to every key: O(2 * bs * n).
-    rows = torch.unique(torch.tensor([0, n_blocks - 1], device=device))
+    rows = torch.tensor([0] if n_blocks == 1 else [0, n_blocks - 1], device=device)
     global_out = softmax_attention(
         q_blocks[:, :, rows], k[:, :, None], v[:, :, None], mask[:, None, None, None, :]
     )  # [b, h, |G|, bs, d]
@@ -225,11 +225,24 @@ class BigBird(nn.Module):
         self.proj = HeadProjections(dim, heads)
         # The per-layer seed of the random pattern, drawn from torch's (seeded) RNG.
         self.seed = int(torch.randint(0, 2**31 - 1, ()).item())
+        # Patterns already drawn, keyed by (n_blocks, seed); small CPU tensors.
+        self._patterns: dict[tuple[int, int], tuple[Tensor, Tensor]] = {}
+
+    def pattern(self, n_blocks: int) -> tuple[Tensor, Tensor]:
+        """This layer's random blocks for ``n_blocks`` blocks (see :func:`random_blocks`)."""
+        key = (n_blocks, self.seed)
+        if key not in self._patterns:
+            self._patterns[key] = random_blocks(
+                self.heads, n_blocks, self.num_random_blocks, self.seed
+            )
+        return self._patterns[key]
 
     def get_extra_state(self) -> dict[str, Any]:
+        """The seed travels in the ``state_dict``, so a loaded layer keeps its pattern."""
         return {"seed": self.seed}
 
     def set_extra_state(self, state: dict[str, Any]) -> None:
+        """Restore the seed saved by :meth:`get_extra_state`."""
         self.seed = int(state["seed"])
 
     def extra_repr(self) -> str:
@@ -239,7 +252,7 @@ class BigBird(nn.Module):
         """``x`` ``[b, n, dim]``, ``mask`` bool ``[b, n]`` (True = real) -> ``[b, n, dim]``."""
         mask = default_mask(mask, x)
         n_blocks = -(-x.shape[1] // self.block_size)
-        index, valid = random_blocks(self.heads, n_blocks, self.num_random_blocks, self.seed)
+        index, valid = self.pattern(n_blocks)  # [h, nb, r] each, fixed per layer
         q, k, v = self.proj.qkv(x)  # [b, h, n, d] each
         o = attention(
             q,

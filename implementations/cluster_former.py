@@ -39,7 +39,7 @@ centroids.
 Hyper-parameters: ``layer_type`` (``"cluster"`` or ``"sliding"``), ``n_clusters`` ($p$;
 the paper's best Quasar-T model uses 512), ``window_size`` ($l$, also the chunk length
 of the cluster layer; default 512, the input length of the RoBERTa encoder the paper
-starts from) and ``stride`` ($m$, sliding layer only; default 256, half-overlapping
+starts from) and ``stride`` ($m$, sliding layer only; default $l / 2$, half-overlapping
 windows). The paper's encoder is bidirectional (question answering), so there is no
 causal variant.
 """
@@ -220,7 +220,7 @@ class ClusterFormer(nn.Module):
         layer_type: ``"cluster"`` or ``"sliding"``.
         n_clusters: $p$, number of centroids.
         window_size: $l$: window length (sliding) or chunk length (cluster).
-        stride: $m$, offset between sliding windows.
+        stride: $m$, offset between sliding windows; None for $l / 2$.
 
     Examples:
         >>> import torch, implementations
@@ -244,7 +244,7 @@ class ClusterFormer(nn.Module):
         layer_type: str = "cluster",
         n_clusters: int = 512,
         window_size: int = 512,
-        stride: int = 256,
+        stride: int | None = None,
     ) -> None:
         super().__init__()
         if causal:
@@ -255,7 +255,8 @@ class ClusterFormer(nn.Module):
             raise ValueError(f"n_clusters must be >= 1, got {n_clusters}")
         if window_size < 1:
             raise ValueError(f"window_size must be >= 1, got {window_size}")
-        if stride < 1 or (layer_type == "sliding" and stride > window_size):
+        stride = max(window_size // 2, 1) if stride is None else stride
+        if not 1 <= stride <= window_size:
             # A stride longer than the window would leave tokens outside every window.
             raise ValueError(f"stride must be in [1, window_size={window_size}], got {stride}")
         self.layer_type, self.window_size, self.stride = layer_type, window_size, stride

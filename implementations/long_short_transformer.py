@@ -48,7 +48,9 @@ $W^P$ has no bias (a per-column constant cancels in the softmax over positions);
 layer norms act on the concatenated heads, as in the authors' code. Padded positions get
 zero weight in $P$, and a causal segment with no real token is never attended.
 
-Hyper-parameters (``None`` picks the paper's setting for the mode):
+``None`` picks the paper's setting for the mode (bidirectional or causal).
+
+Hyper-parameters:
     window_size: $w$; bidirectional: the segment length (8 in the paper's Long Range
         Arena models), causal: the sliding window length (512 in its enwik8/text8 models).
     rank: $r$, the number of projected keys (32 on Long Range Arena; 1 per segment for
@@ -146,7 +148,7 @@ def attention(
     if bar_mask is not None:
         bar_ok = bar_mask[:, None, None, None, :]  # [b, 1, 1, 1, n_bar]
     if causal:
-        position = torch.arange(n_blocks * c, device=q.device).view(n_blocks, c)
+        position = torch.arange(n_blocks * c, device=q.device).view(n_blocks, c)  # [nb, c]
         earlier = bar_segment.to(q.device) < (position // segment_size)[..., None]  # [nb, c, n_bar]
         bar_ok = bar_ok & earlier
 
@@ -216,7 +218,7 @@ class LongShortTransformer(nn.Module):
     def extra_repr(self) -> str:
         return f"window_size={self.window_size}, rank={self.rank}, segment_size={self.segment_size}"
 
-    def _dual_norm(self, norm: nn.LayerNorm, t: Tensor) -> Tensor:
+    def layer_norm_heads(self, norm: nn.LayerNorm, t: Tensor) -> Tensor:
         """A layer norm over the concatenated heads of ``t`` ``[b, h, m, d]``."""
         return split_heads(norm(merge_heads(t)), self.heads)  # [b, h, m, d]
 
@@ -231,7 +233,7 @@ class LongShortTransformer(nn.Module):
         """
         b = x.shape[0]
         if not self.causal:
-            logits = rearrange(self.to_p(x), "b n (h r) -> b h r n", h=self.heads)
+            logits = rearrange(self.to_p(x), "b n (h r) -> b h r n", h=self.heads)  # [b, h, r, n]
             p = masked_softmax(logits, mask[:, None, None, :])  # [b, h, r, n], rows sum to 1
             bar_mask = mask.any(dim=-1, keepdim=True).expand(b, self.rank)  # [b, r]
             return p @ k, p @ v, bar_mask, None  # [b, h, r, d] each
@@ -241,6 +243,7 @@ class LongShortTransformer(nn.Module):
         mask_seg = chunk(
             pad_to_multiple(mask, seg, dim=-1, value=False)[0], seg, dim=-1
         )  # [b, s, l]
+        # [b, s * l, h * r] -> [b, h, s, r, l]: per segment, r weightings of its l positions
         logits = rearrange(self.to_p(x_pad), "b (s l) (h r) -> b h s r l", l=seg, h=self.heads)
         p = masked_softmax(logits, mask_seg[:, None, :, None, :])  # [b, h, s, r, l]: P_s^T
         k_bar = p @ chunk(pad_to_multiple(k, seg)[0], seg)  # [b, h, s, r, d]
@@ -248,6 +251,7 @@ class LongShortTransformer(nn.Module):
         n_segments = mask_seg.shape[1]
         bar_mask = mask_seg.any(dim=-1).repeat_interleave(self.rank, dim=1)  # [b, s * r]
         bar_segment = torch.arange(n_segments, device=x.device).repeat_interleave(self.rank)
+        # [b, h, s, r, d] -> [b, h, s * r, d], ordered by segment
         return k_bar.flatten(2, 3), v_bar.flatten(2, 3), bar_mask, bar_segment
 
     def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
@@ -257,10 +261,10 @@ class LongShortTransformer(nn.Module):
         k_bar, v_bar, bar_mask, bar_segment = self.project(x, k, v, mask)  # long-range
         o = attention(
             q,
-            self._dual_norm(self.norm_local, k),  # LN_L
-            self._dual_norm(self.norm_local, v),
-            self._dual_norm(self.norm_global, k_bar),  # LN_G
-            self._dual_norm(self.norm_global, v_bar),
+            self.layer_norm_heads(self.norm_local, k),  # LN_L
+            self.layer_norm_heads(self.norm_local, v),
+            self.layer_norm_heads(self.norm_global, k_bar),  # LN_G
+            self.layer_norm_heads(self.norm_global, v_bar),
             window_size=self.window_size,
             mask=mask,
             bar_mask=bar_mask,

@@ -103,8 +103,9 @@ def attention(
         mask: Bool key-padding mask ``[b, n]``, True = real token.
         global_tokens: The first ``global_tokens`` positions attend to, and are attended
             by, every position.
-        global_qkv: $(Q_g, K_g, V_g)$ ``[b, h, n, d]`` for the global rows; defaults to
-            ``(q, k, v)``.
+        global_qkv: $(Q_g, K_g, V_g)$ for the global rows: $Q_g$ ``[b, h, g', d]`` for the
+            first $g' \ge g$ positions (e.g. just the global ones), $K_g, V_g$
+            ``[b, h, n, d]``; defaults to ``(q, k, v)``.
 
     Returns:
         ``[b, h, n, d]``.
@@ -130,6 +131,7 @@ def attention(
     kd, _ = pad_to_multiple(k, dilation)
     vd, _ = pad_to_multiple(v, dilation)
     keys_ok, _ = pad_to_multiple(window_keys_ok, dilation, dim=-1, value=False)
+    # [b, h, n, d] -> [b, h, r, m, d]: residue class r holds positions r, r + d, r + 2d, ...
     qd, kd, vd = (rearrange(t, "b h (m r) e -> b h r m e", r=dilation) for t in (qd, kd, vd))
     keys_ok = rearrange(keys_ok, "b (m r) -> b 1 r m", r=dilation)  # [b, 1, r, m]
     after = 0 if causal else half
@@ -153,7 +155,7 @@ def attention(
         shape = torch.broadcast_shapes(allowed.shape[:-1], glob_ok.shape[:-1])
         allowed = torch.cat(
             [allowed.expand(*shape, -1), glob_ok.expand(*shape, -1)], dim=-1
-        )  # [b, ?, r, nb, c, L + g]
+        )  # [b, 1, r, nb, c, L + g]
 
     probs = masked_softmax(scores, allowed)
     length = blocks.k.shape[-2]
@@ -248,30 +250,35 @@ class Longformer(nn.Module):
         q, k, v = self.proj.qkv(x)  # [b, h, n, d] each
         global_qkv = None
         if self.global_tokens > 0:
-            global_qkv = tuple(
-                split_heads(proj(x), self.heads)  # [b, h, n, d]
-                for proj in (self.to_q_global, self.to_k_global, self.to_v_global)
+            g = min(self.global_tokens, x.shape[1])
+            global_qkv = (
+                split_heads(self.to_q_global(x[:, :g]), self.heads),  # [b, h, g, d]: global rows
+                split_heads(self.to_k_global(x), self.heads),  # [b, h, n, d]
+                split_heads(self.to_v_global(x), self.heads),  # [b, h, n, d]
             )
+        options = {
+            "window": self.attention_window,
+            "causal": self.causal,
+            "mask": mask,
+            "global_tokens": self.global_tokens,
+        }
+        if len(set(self.dilations)) == 1:
+            o = attention(q, k, v, dilation=self.dilations[0], global_qkv=global_qkv, **options)
+            return self.proj.out(o)  # [b, n, dim]
 
-        # Heads that share a dilation are processed together.
-        outputs, order = [], []
+        # Per-head dilations: heads that share a dilation are processed together.
+        o = torch.empty_like(q)  # [b, h, n, d]
         for dilation in sorted(set(self.dilations)):
-            idx = [i for i, r in enumerate(self.dilations) if r == dilation]
-            sub = torch.tensor(idx, device=x.device)
-            outputs.append(
-                attention(
-                    q[:, sub],
-                    k[:, sub],
-                    v[:, sub],
-                    window=self.attention_window,
-                    dilation=dilation,
-                    causal=self.causal,
-                    mask=mask,
-                    global_tokens=self.global_tokens,
-                    global_qkv=None if global_qkv is None else tuple(t[:, sub] for t in global_qkv),
-                )
+            heads = torch.tensor(
+                [i for i, r in enumerate(self.dilations) if r == dilation], device=x.device
             )
-            order.extend(idx)
-        out = torch.cat(outputs, dim=1)  # [b, h, n, d], heads grouped by dilation
-        out = out[:, torch.tensor(order, device=x.device).argsort()]  # original head order
-        return self.proj.out(out)
+            sub_qkv = None if global_qkv is None else tuple(t[:, heads] for t in global_qkv)
+            o[:, heads] = attention(
+                q[:, heads],
+                k[:, heads],
+                v[:, heads],
+                dilation=dilation,
+                global_qkv=sub_qkv,
+                **options,
+            )
+        return self.proj.out(o)

@@ -46,6 +46,9 @@ keys and values. The paper's *dynamic* (input-conditioned) convolution pooling i
 implemented. The paper uses Poolingformer as an encoder (for QA, and as the encoder of
 its summarisation model), so ``causal=True`` is not supported.
 
+The defaults ($w_1 = 128$, $w_2 = 512$, $\kappa = 5$, $\xi = 4$, mean pooling) are a
+representative long-document setting; the paper tunes these per task.
+
 Hyper-parameters:
     first_level_window: $w_1$, the first level's window (both sides together).
     second_level_window: $w_2$, the second level's window (both sides together).
@@ -99,7 +102,7 @@ def local_attention(q: Tensor, k: Tensor, v: Tensor, *, window: int, mask: Tenso
     n = q.shape[-2]
     blocks = sliding_window_blocks(q, k, v, window // 2, window // 2, mask[:, None])
     out = softmax_attention(blocks.q, blocks.k, blocks.v, blocks.allowed)  # [b, h, nb, c, d]
-    return out.flatten(-3, -2)[:, :, :n]
+    return out.flatten(-3, -2)[:, :, :n]  # [b, h, n, d]
 
 
 def pool(
@@ -179,13 +182,15 @@ def pooling_attention(
     """
     n = q.shape[-2]
     # Phase a holds queries a, a + xi, a + 2 xi, ...: one query per pooled position.
-    q_phases = rearrange(pad_to_multiple(q, stride)[0], "b h (m s) d -> b h s m d", s=stride)
+    q_phases = rearrange(
+        pad_to_multiple(q, stride)[0], "b h (m s) d -> b h s m d", s=stride
+    )  # [b, h, xi, m, d]
     blocks = sliding_window_blocks(
         q_phases, k[:, :, None], v[:, :, None], radius, radius, pooled_mask[:, None, None]
     )
     out = softmax_attention(blocks.q, blocks.k, blocks.v, blocks.allowed)  # [b, h, s, nb, c, d]
     out = out.flatten(-3, -2)[..., : q_phases.shape[-2], :]  # [b, h, s, m, d]
-    return rearrange(out, "b h s m d -> b h (m s) d")[:, :, :n]
+    return rearrange(out, "b h s m d -> b h (m s) d")[:, :, :n]  # [b, h, n, d]
 
 
 @register("poolingformer", kind="attention", supports_causal=False)

@@ -52,11 +52,11 @@ Details the paper leaves to its code, chosen here as the authors' implementation
 $\sigma$ is learned by reparameterising $\mathbf{w}_i = \boldsymbol\epsilon_i /
 \boldsymbol\sigma$ (element-wise), $\boldsymbol\epsilon_i \sim \mathcal{N}(0, I_d)$,
 with one learned $\boldsymbol\sigma = \exp(\log\boldsymbol\sigma) \in \mathbb{R}^d$
-per head (``learn_sigma``; with unit-norm queries and keys a fixed $\sigma = 1$ caps the
-logits $\mathbf{q} \cdot \mathbf{k} / \sigma^2$ at 1, so heads could not sharpen;
-learning $\sigma$ is the temperature of softmax attention); every head has its own
-random matrix; the normaliser, which $\sin / \cos$ features can push to zero or below,
-is floored at :data:`EPS`.
+per head (``learn_sigma``: $\sigma^2$ is the temperature of the approximated softmax,
+and with unit-norm queries and keys a fixed $\sigma = 1$ would cap the logits
+$\mathbf{q} \cdot \mathbf{k} / \sigma^2$ at 1, so heads could not sharpen); every
+head has its own random matrix; the normaliser, which $\sin / \cos$ features can push
+to zero or below, is floored at :data:`EPS`.
 
 Hyper-parameters:
 
@@ -265,4 +265,3 @@ class RandomFeatureAttention(nn.Module):
             kernel=self.kernel,
         )  # [b, h, n, d]
         return self.proj.out(o)
-

@@ -122,10 +122,10 @@ def attention(
         v: Values ``[b, h, n, dv]``.
         n_buckets: Buckets per round: 1, or an even number.
         bucket_size: Chunk length $m$ (clipped to ``n``).
-        n_hashes: Hashing rounds.
+        n_hashes: Hashing rounds (when ``rotations`` is None).
         causal: Mask keys after the query (with the sorted sliding window).
         mask: Bool key-padding mask ``[b, n]``, True = real token.
-        rotations: ``[h, d, n_hashes, n_buckets // 2]``; drawn from torch's RNG if None.
+        rotations: ``[h, d, rounds, n_buckets // 2]``; drawn from torch's RNG if None.
 
     Returns:
         ``[b, h, n, dv]`` in ``v``'s dtype.
@@ -140,6 +140,8 @@ def attention(
         raise ValueError(f"n_buckets must be 1 or an even number >= 2, got {n_buckets}")
     if rotations is None:
         rotations = torch.randn(h, d, n_hashes, n_buckets // 2, device=qk.device)
+    if rotations.shape[-1] != n_buckets // 2:
+        raise ValueError(f"rotations must end in n_buckets // 2 = {n_buckets // 2} columns")
     m = min(bucket_size, n)
     mask = torch.ones(b, n, dtype=torch.bool, device=qk.device) if mask is None else mask
     qk, _ = pad_to_multiple(qk, m)
@@ -172,9 +174,10 @@ def attention(
     q_pos = chunk(order, m, dim=-1)[..., :, None]  # [b, h, r, C, m, 1]
     # Missing keys before the first chunk get position -1: never "self", never real.
     k_pos = keys_of(order[..., None], value=-1)[..., None, :, 0]  # [b, h, r, C, 1, 2m]
-    q_bucket = chunk(bucket_sorted, m, dim=-1)[..., :, None]
-    k_bucket = keys_of(bucket_sorted[..., None])[..., None, :, 0]
-    k_real = look_around(chunk(real_sorted, m, dim=-1), before=1, value=False)[..., None, :]
+    q_bucket = chunk(bucket_sorted, m, dim=-1)[..., :, None]  # [b, h, r, C, m, 1]
+    k_bucket = keys_of(bucket_sorted[..., None])[..., None, :, 0]  # [b, h, r, C, 1, 2m]
+    k_real = look_around(chunk(real_sorted, m, dim=-1), before=1, value=False)
+    k_real = k_real[..., None, :]  # [b, h, r, C, 1, 2m]
 
     allowed = k_real & (k_bucket == q_bucket) & (k_pos != q_pos)  # [b, h, r, C, m, 2m]
     if causal:
@@ -186,7 +189,7 @@ def attention(
     # Self-attention only for a token with no other target in any round.
     has_other = allowed.any(dim=-1).flatten(-2, -1)  # [b, h, r, N] in sorted order
     lonely = ~has_other.gather(-1, undo).any(dim=2, keepdim=True)  # [b, h, 1, N]
-    lonely_sorted = chunk(lonely.expand_as(order).gather(-1, order), m, dim=-1)
+    lonely_sorted = chunk(lonely.expand_as(order).gather(-1, order), m, dim=-1)  # [.., C, m]
     allowed = allowed | ((k_pos == q_pos) & lonely_sorted[..., None])
 
     scores = torch.einsum("...id,...jd->...ij", q_c, k_c) / math.sqrt(d)  # [.., C, m, 2m]

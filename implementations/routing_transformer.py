@@ -94,12 +94,12 @@ def _balanced_attention(
     real = mask[:, None, None, :]  # [b, 1, 1, n]
     # Closeness x . mu_c of every token to every centroid; padding is never close.
     near_q = torch.einsum("bhnd,hcd->bhcn", q.float(), centroids.float())  # [b, h, k, n]
-    near_k = torch.einsum("bhnd,hcd->bhcn", k.float(), centroids.float())
+    near_k = torch.einsum("bhnd,hcd->bhcn", k.float(), centroids.float())  # [b, h, k, n]
     near_q = near_q.masked_fill(~real, -math.inf)
     near_k = near_k.masked_fill(~real, -math.inf)
     # Each centroid's w closest queries / keys, in positional order.
     idx_q = near_q.topk(w, dim=-1).indices.sort(dim=-1).values  # [b, h, k, w]
-    idx_k = near_k.topk(w, dim=-1).indices.sort(dim=-1).values
+    idx_k = near_k.topk(w, dim=-1).indices.sort(dim=-1).values  # [b, h, k, w]
     q_c = gather_positions(q[:, :, None], idx_q)  # [b, h, k, w, d]
     k_c = gather_positions(k[:, :, None], idx_k)  # [b, h, k, w, d]
     v_c = gather_positions(v[:, :, None], idx_k)  # [b, h, k, w, dv]
@@ -133,29 +133,25 @@ def _causal_attention(
     positions = torch.arange(length, device=q.device)
 
     # mu(Q_i) by argmax; padding goes to an extra last cluster, sorted after real tokens.
-    cluster = torch.einsum("bhnd,hcd->bhnc", q.float(), centroids.float()).argmax(-1)
+    cluster = torch.einsum("bhnd,hcd->bhnc", q.float(), centroids.float()).argmax(-1)  # [b, h, N]
     real = mask[:, None, :].expand(b, h, length)  # [b, h, N]
     cluster = cluster.masked_fill(~real, n_clusters)  # [b, h, N]
     order = (cluster * length + positions).argsort(dim=-1)  # [b, h, N] positions by sorted idx
-    undo = order.argsort(dim=-1)
+    undo = order.argsort(dim=-1)  # [b, h, N] sorted index of each position
 
     q_c = chunk(gather_positions(q, order), w)  # [b, h, C, w, d]
     k_c = look_around(chunk(gather_positions(k, order), w), before=1)  # [b, h, C, 2w, d]
     v_c = look_around(chunk(gather_positions(v, order), w), before=1)  # [b, h, C, 2w, dv]
     q_cluster = chunk(cluster.gather(-1, order), w, dim=-1)[..., :, None]  # [b, h, C, w, 1]
-    k_cluster = look_around(chunk(cluster.gather(-1, order)[..., None], w), before=1)
+    k_cluster = look_around(chunk(cluster.gather(-1, order)[..., None], w), before=1)[..., 0]
     k_real = look_around(chunk(real.gather(-1, order), w, dim=-1), before=1, value=False)
+    k_cluster, k_real = k_cluster[..., None, :], k_real[..., None, :]  # [b, h, C, 1, 2w]
     q_idx = chunk(positions, w, dim=-1)[:, :, None]  # [C, w, 1] sorted indices
     k_idx = look_around(chunk(positions[:, None], w), before=1)[:, None, :, 0]  # [C, 1, 2w]
     # Same cluster, real, and among the w sorted positions up to the query. Inside a
     # cluster the sorted order is positional, so these are its w latest tokens <= i.
-    allowed = (
-        (k_cluster[..., None, :, 0] == q_cluster)
-        & k_real[..., None, :]
-        & (k_idx <= q_idx)
-        & (q_idx - k_idx < w)
-    )  # [b, h, C, w, 2w]
-    out = softmax_attention(q_c, k_c, v_c, allowed)  # [b, h, C, w, dv]
+    allowed = (k_cluster == q_cluster) & k_real & (k_idx <= q_idx) & (q_idx - k_idx < w)
+    out = softmax_attention(q_c, k_c, v_c, allowed)  # allowed: [b, h, C, w, 2w]
     out = gather_positions(out.flatten(2, 3), undo)  # [b, h, N, dv] positional order
     return out[:, :, :n]
 

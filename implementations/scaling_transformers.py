@@ -103,7 +103,10 @@ class SparseFeedForward(nn.Module):
         self.b_out = nn.Parameter(torch.empty(dim))  # b_2
         # The nn.Linear default, U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
         for w, fan_in in (
-            (self.w_in, dim), (self.b_in, dim), (self.w_out, d_ff), (self.b_out, d_ff)
+            (self.w_in, dim),
+            (self.b_in, dim),
+            (self.w_out, d_ff),
+            (self.b_out, d_ff),
         ):
             nn.init.uniform_(w, -1.0 / math.sqrt(fan_in), 1.0 / math.sqrt(fan_in))
         self.controller_down = nn.Linear(dim, d_lowrank, bias=False)  # D_1

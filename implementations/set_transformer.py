@@ -140,7 +140,7 @@ class InducedSetAttention(nn.Module):
         self.attend = HeadProjections(dim, heads)  # Multihead(X, H, H)
 
     def induced(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
-        """$H = \\mathrm{MAB}(I, X)$: ``x`` ``[b, n, dim]`` -> ``[b, m, dim]``."""
+        r"""$H = \mathrm{MAB}(I, X)$: ``x`` ``[b, n, dim]`` -> ``[b, m, dim]``."""
         inducing = self.inducing_points.expand(x.shape[0], -1, -1)  # [b, m, dim]
         return self.summarise(inducing, x, mask)
 

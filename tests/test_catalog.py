@@ -217,3 +217,11 @@ def test_store_stages_and_commits_atomically(tmp_path: Path) -> None:
     store.commit()
     assert load_catalog(root).entries["performer"].doi == "10.1000/xyz"
     assert Store(root).read_data("zotero/state.json") == {"version": 3}
+
+
+def test_every_model_links_its_registered_implementation() -> None:
+    import implementations
+
+    for entry in load_catalog().models():
+        assert entry.implementation == implementations.module_name(entry.id), entry.id
+        assert entry.id in implementations.available(), entry.id

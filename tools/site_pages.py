@@ -108,11 +108,20 @@ def md_url(url: str) -> str:
     return quote(url, safe=":/?#@!$&*+,;=%~-._")
 
 
+def ascii_fold(text: str) -> str:
+    """The text without accents, as people type it into a search box.
+
+    Examples:
+        >>> ascii_fold("Nyströmformer, Łukasz")
+        'Nystromformer, Lukasz'
+    """
+    folded = unicodedata.normalize("NFKD", text.replace("ł", "l").replace("Ł", "L"))
+    return folded.encode("ascii", "ignore").decode("ascii")
+
+
 def slug(name: str) -> str:
     """An ASCII anchor for a name: accents dropped, lower case, words joined by dashes."""
-    folded = unicodedata.normalize("NFKD", name.replace("ł", "l").replace("Ł", "L"))
-    ascii_text = folded.encode("ascii", "ignore").decode("ascii").lower()
-    return re.sub(r"[^a-z0-9]+", "-", ascii_text).strip("-") or "author"
+    return re.sub(r"[^a-z0-9]+", "-", ascii_fold(name).lower()).strip("-") or "author"
 
 
 def fence(code: str, language: str, attributes: str = "") -> str:
@@ -248,6 +257,11 @@ def _number(value: Any, digits: int = 2) -> str:
     return f"{value:.{digits}f}" if isinstance(value, int | float) else "—"
 
 
+def _power(value: Any) -> str:
+    """A measured exponent of n, as n with a superscript (Markdown with inline HTML)."""
+    return f"n<sup>{value:.2f}</sup>" if isinstance(value, int | float) else "—"
+
+
 def _measured(context: SiteContext, id: str) -> list[tuple[Measurement, Mapping[str, Any]]]:
     """The measurements of ``id``, non-causal first, in measurement-file order."""
     found = []
@@ -319,10 +333,10 @@ def _complexity_section(entry: Entry, context: SiteContext, plot_path: str | Non
         causal = " causal" if result.get("causal") else ""
         rows.append(
             f"| measured exponent, {md_text(measurement.label)}{causal} | "
-            f"n^{_number(exponents.get('forward_s'))} forward, "
-            f"n^{_number(exponents.get('forward_backward_s'))} forward + backward, "
-            f"n^{_number(exponents.get('flops'))} FLOPs | "
-            f"n^{_number(exponents.get('peak_bytes'))} peak bytes |"
+            f"{_power(exponents.get('forward_s'))} forward, "
+            f"{_power(exponents.get('forward_backward_s'))} forward + backward, "
+            f"{_power(exponents.get('flops'))} FLOPs | "
+            f"{_power(exponents.get('peak_bytes'))} peak bytes |"
         )
         relative = result.get("relative_to_dense") or {}
         if relative:
@@ -458,6 +472,10 @@ def paper_page(entry: Entry, catalog: Catalog, context: SiteContext, slugs: Mapp
     ]
     if entry.taxonomy:
         parts += [" ".join(_badge(catalog, code, "../") for code in entry.taxonomy), ""]
+    # Search matches words as typed: "nystrom" must find "Nyströmformer".
+    plain = [ascii_fold(text) for text in (entry.name, entry.title) if ascii_fold(text) != text]
+    if plain:
+        parts += [f"Also written: {md_text(' · '.join(plain))}\n{{ .atlas-ascii }}", ""]
     if entry.summary:
         parts += ["## Summary", "", md_text(entry.summary), ""]
     if entry.kind == "model":
@@ -624,10 +642,10 @@ def timeline_page(catalog: Catalog) -> str:
 def comparison_page(catalog: Catalog, context: SiteContext) -> str:
     """The comparison of every model, sortable by clicking a header and filterable."""
     headers = [
-        ("Model", ""), ("Class", ""), ("Year", "number"), ("Time (claimed)", "number"),
-        ("Memory (claimed)", "number"), ("Time exp. (measured)", "number"),
-        ("Memory exp. (measured)", "number"), ("Decode", ""), ("Time at 4k / dense", "number"),
-        ("Memory at 4k / dense", "number"),
+        ("Model", ""), ("Class", ""), ("Year", "number"), ("Time<br>claimed", "number"),
+        ("Memory<br>claimed", "number"), ("Time exp.<br>measured", "number"),
+        ("Memory exp.<br>measured", "number"), ("Decode", ""),
+        ("Time at 4k<br>/ dense", "number"), ("Memory at 4k<br>/ dense", "number"),
     ]
     head = "".join(
         f'<th{f" data-sort-method={chr(34)}{method}{chr(34)}" if method else ""}>{label}</th>'
@@ -680,6 +698,8 @@ def comparison_page(catalog: Catalog, context: SiteContext) -> str:
         else "Measured columns are empty: no measurement is in the catalog yet."
     )
     return "\n".join([
+        # The table needs the full width: no navigation or table-of-contents columns.
+        "---\nhide:\n  - navigation\n  - toc\n---",
         "# Comparison",
         "",
         "Every model of the catalog. Click a column header to sort; type to filter by name "
@@ -715,8 +735,10 @@ def benchmark_plots(catalog: Catalog, context: SiteContext) -> dict[str, str]:
                 continue
             for figure in ("forward_s", "peak_bytes", "flops"):
                 label, formatter = FIGURES[figure]
+                # Past the palette's colours, lines are dotted so that none look alike.
                 series = [
-                    Series(e.name, measurement.points(e.id, figure), PALETTE[i % len(PALETTE)])
+                    Series(e.name, measurement.points(e.id, figure), PALETTE[i % len(PALETTE)],
+                           dotted=i >= len(PALETTE))
                     for i, e in enumerate(members)
                 ]
                 series.append(Series("dense", measurement.points("dense", figure), DENSE_COLOUR,
@@ -751,7 +773,7 @@ def benchmarks_page(catalog: Catalog, context: SiteContext, plots: Iterable[str]
         lines += [
             f"## {md_text(measurement.label)}",
             "",
-            "| | |",
+            "| setting | value |",
             "|---|---|",
             f"| machine | {md_text(str(machine.get('processor', '—')))} |",
             f"| system | {md_text(str(machine.get('system', '—')))} |",

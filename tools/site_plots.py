@@ -40,6 +40,14 @@ class Series:
     points: Sequence[tuple[float, float]]
     colour: str = PALETTE[0]
     dashed: bool = False
+    dotted: bool = False
+
+    @property
+    def dash(self) -> str:
+        """The stroke-dasharray attribute of the line (empty when solid)."""
+        if self.dashed:
+            return ' stroke-dasharray="6 4"'
+        return ' stroke-dasharray="2 3"' if self.dotted else ""
 
 
 def _x(text: object) -> str:
@@ -105,13 +113,22 @@ def _decades(low: float, high: float) -> list[float]:
 
 
 def _doublings(low: float, high: float) -> list[float]:
-    """Powers of two from low to high, thinned to at most seven ticks."""
+    """Powers of two covering [low, high], thinned to at most seven ticks.
+
+    Examples:
+        >>> _doublings(256, 4096)
+        [256.0, 512.0, 1024.0, 2048.0, 4096.0]
+        >>> [int(t).bit_length() - 1 for t in _doublings(2**20, 2**30)]
+        [20, 22, 24, 26, 28, 30]
+    """
     first, last = math.floor(math.log2(low)), math.ceil(math.log2(high))
     if first == last:
         last += 1
-    ticks = [2.0**k for k in range(first, last + 1)]
-    step = max(1, math.ceil(len(ticks) / 7))
-    return ticks[::step]
+    step = max(1, math.ceil((last - first + 1) / 7))
+    # Whole multiples of the step, so that ticks land on round powers (1 MiB, 4 MiB, ...).
+    first -= first % step
+    last += -last % step
+    return [2.0**k for k in range(first, last + 1, step)]
 
 
 @dataclass
@@ -132,6 +149,11 @@ class _Axes:
     def y(self, value: float) -> float:
         low, high = math.log10(self.y_ticks[0]), math.log10(self.y_ticks[-1])
         return self.top + self.height - (math.log10(value) - low) / (high - low) * self.height
+
+
+def _y_ticks(low: float, high: float, y_format: Callable[[float], str]) -> list[float]:
+    # Bytes read best at powers of two (1 MiB, 4 MiB), everything else at decades.
+    return _doublings(low, high) if y_format is format_bytes else _decades(low, high)
 
 
 def _panel(
@@ -163,7 +185,7 @@ def _panel(
         width,
         height,
         _doublings(min(n for n, _ in points), max(n for n, _ in points)),
-        _decades(min(v for _, v in points), max(v for _, v in points)),
+        _y_ticks(min(v for _, v in points), max(v for _, v in points), y_format),
     )
     parts.append(
         f'<rect x="{left}" y="{top}" width="{width}" height="{height}" fill="none" '
@@ -194,10 +216,9 @@ def _panel(
         if not drawn:
             continue
         path = " ".join(f"{axes.x(n):.1f},{axes.y(v):.1f}" for n, v in drawn)
-        dash = ' stroke-dasharray="6 4"' if line.dashed else ""
         parts.append(
             f'<polyline points="{path}" fill="none" stroke="{line.colour}" '
-            f'stroke-width="2"{dash}><title>{_x(line.label)}</title></polyline>'
+            f'stroke-width="2"{line.dash}><title>{_x(line.label)}</title></polyline>'
         )
         for n, v in drawn:
             parts.append(
@@ -207,16 +228,20 @@ def _panel(
     return parts
 
 
-def _legend(series: Sequence[Series], *, left: float, top: float, columns: int) -> list[str]:
+def _legend(
+    series: Sequence[Series], *, left: float, top: float, columns: int, column_width: float
+) -> list[str]:
     parts: list[str] = []
+    # Long labels are cut to their column; the full label is in each line's tooltip.
+    room = int((column_width - 36) / 6.5)
     for index, line in enumerate(series):
-        x = left + (index % columns) * 190
+        x = left + (index % columns) * column_width
         y = top + (index // columns) * 18
-        dash = ' stroke-dasharray="6 4"' if line.dashed else ""
+        label = line.label if len(line.label) <= room else line.label[: room - 1] + "…"
         parts.append(
             f'<line x1="{x}" y1="{y}" x2="{x + 24}" y2="{y}" stroke="{line.colour}" '
-            f'stroke-width="2"{dash}/>'
-            f'<text x="{x + 30}" y="{y + 4}" font-size="12">{_x(line.label)}</text>'
+            f'stroke-width="2"{line.dash}/>'
+            f'<text x="{x + 30}" y="{y + 4}" font-size="12">{_x(label)}</text>'
         )
     return parts
 
@@ -238,7 +263,7 @@ def loglog_svg(
     y_format: Callable[[float], str] = format_count,
 ) -> str:
     """One log–log plot of some figure against the sequence length."""
-    width, height = 460.0, 300.0 + 18 * math.ceil(len(series) / 2)
+    width, height = 520.0, 300.0 + 18 * math.ceil(len(series) / 2)
     body = _panel(
         series,
         left=80,
@@ -249,7 +274,7 @@ def loglog_svg(
         ylabel=ylabel,
         y_format=y_format,
     )
-    body += _legend(series, left=20, top=300, columns=2)
+    body += _legend(series, left=20, top=300, columns=2, column_width=250)
     return _document(width, height, body, title or ylabel)
 
 
@@ -281,7 +306,7 @@ def panels_svg(
             ylabel=ylabel,
             y_format=y_format,
         )
-    body += _legend(legend, left=20, top=300, columns=3)
+    body += _legend(legend, left=20, top=300, columns=3, column_width=(width - 40) / 3)
     return _document(width, height, body, label)
 
 

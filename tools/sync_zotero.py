@@ -28,8 +28,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-if __package__ in (None, ""):  # run as a file: make the repository root importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+if __package__ in (None, ""):
+    # Run as a file: import from the repository root, not from tools/ (whose module
+    # names could shadow others), so `tools.` imports work from any working directory.
+    _here = Path(__file__).resolve().parent
+    sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != _here]
+    sys.path.insert(0, str(_here.parent))
 
 from tqdm import tqdm
 
@@ -215,9 +219,8 @@ def fetch_from_api(args: argparse.Namespace, store: Store) -> Fetched:
         policy=policy,
     )
     with source:
-        fetched = _fetch_local(source, watermark, args.full) if args.local else None
-        if fetched is None:
-            fetched = _fetch_web(source, watermark, args.full)
+        fetch = _fetch_local if args.local else _fetch_web
+        fetched = fetch(source, watermark, args.full)
     fetched.library = library.path
     fetched.watermark = watermark
     return fetched

@@ -49,6 +49,8 @@ _INTERNAL_ID = re.compile(r"^\d+/([A-Z0-9]{8})$")  # the API's CSL id: "<library
 # Zotero's stock BibTeX export builds keys as author_title_year(-n); they are not stable.
 _STOCK_BIBTEX_KEY = re.compile(r"^[a-z0-9]*_[a-z0-9]*_(?:\d{4})?(?:-\d+)?$")
 
+_BIBTEX_ENTRY_START = re.compile(r"^\s*@(?!comment\b|string\b|preamble\b)\w+\s*[{(]", re.I | re.M)
+
 _CSL_TYPES: dict[str, str] = {
     "article-journal": "journalArticle",
     "paper-conference": "conferencePaper",
@@ -263,6 +265,13 @@ def _parse_bibtex(text: str, origin: str) -> list[dict[str, str]]:
         database = bibtexparser.loads(text, parser=parser)
     except Exception as error:  # bibtexparser raises pyparsing's and its own errors
         raise ExportError(f"{origin}: malformed BibTeX: {error}") from None
+    # bibtexparser 1 drops an entry it cannot parse without a word; count them ourselves.
+    expected = len(_BIBTEX_ENTRY_START.findall(text))
+    if len(database.entries) < expected:
+        raise ExportError(
+            f"{origin}: malformed BibTeX: only {len(database.entries)} of {expected} entries "
+            "could be read"
+        )
     return list(database.entries)
 
 

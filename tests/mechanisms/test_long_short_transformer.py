@@ -100,9 +100,12 @@ def test_module_matches_dense_oracle(causal: bool, options: dict[str, int]) -> N
     w = options["window_size"]
     q, k, v = module.proj.qkv(x)
     k_bar, v_bar, bar_mask, bar_segment = module.project(x, k, v, mask)
-    k, v = module._dual_norm(module.norm_local, k), module._dual_norm(module.norm_local, v)
-    k_bar = module._dual_norm(module.norm_global, k_bar)
-    v_bar = module._dual_norm(module.norm_global, v_bar)
+    k, v = (
+        module.layer_norm_heads(module.norm_local, k),
+        module.layer_norm_heads(module.norm_local, v),
+    )
+    k_bar = module.layer_norm_heads(module.norm_global, k_bar)
+    v_bar = module.layer_norm_heads(module.norm_global, v_bar)
 
     i, j = torch.arange(N)[:, None], torch.arange(N)[None, :]
     if causal:

@@ -75,7 +75,7 @@ def test_module_single_bucket_equals_dense(causal: bool) -> None:
 
 def lsh_oracle(qk: Tensor, v: Tensor, rotations: Tensor, m: int, causal: bool) -> Tensor:
     """The paper's sets P_i^(r), built as dense n x n masks, combined by logsumexp weights."""
-    b, h, n, _ = qk.shape
+    n = qk.shape[-2]
     buckets = hash_buckets(qk, rotations)  # [b, h, r, n]
     rounds = buckets.shape[2]
     pos = torch.arange(n)

@@ -8,18 +8,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from zotero_fake_server import FakeZotero
+from zotero_test_data import GROUP_ID, ROOT, SENTINEL_KEY, make_server, write_catalog
 
-ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:  # plain `pytest` does not put the repository root on the path
     sys.path.insert(0, str(ROOT))
 
-from zotero_fake_server import FakeZotero  # noqa: E402
-from zotero_test_data import GROUP_ID, make_server, write_catalog  # noqa: E402
-
-from tools import sync_zotero  # noqa: E402
-
-# A key no real account has; every test checks it never leaves the process's environment.
-SENTINEL_KEY = "SENTINEL-zotero-key-7f3a9c1e"
+from tools import sync_zotero
 
 # Small timeouts and waits keep fault tests fast; the logic is the same as with defaults.
 FAST = ["--timeout", "0.5", "--retries", "1", "--retry-delay", "0.01"]

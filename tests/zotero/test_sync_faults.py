@@ -10,9 +10,8 @@ import socket
 from pathlib import Path
 
 import pytest
-from conftest import SENTINEL_KEY
 from zotero_fake_server import FakeZotero
-from zotero_test_data import GROUP, LINFORMER, snapshot
+from zotero_test_data import GROUP, LINFORMER, SENTINEL_KEY, snapshot
 
 import tools.catalog
 from tools.catalog import load_catalog

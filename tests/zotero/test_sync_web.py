@@ -6,14 +6,15 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import ROOT, SENTINEL_KEY
 from ruamel.yaml import YAML
 from zotero_fake_server import FakeZotero
 from zotero_test_data import (
     ENTRIES,
     GROUP,
     LINFORMER,
+    ROOT,
     SCHEMA_LINE,
+    SENTINEL_KEY,
     SPARSE,
     SURVEY,
     VASWANI,
@@ -259,3 +260,19 @@ def test_key_is_sent_as_bearer_and_never_written(sync, catalog_dir: Path, server
     assert server.requests[0].headers["authorization"] == f"Bearer {SENTINEL_KEY}"
     for name, data in snapshot(catalog_dir).items():
         assert SENTINEL_KEY.encode() not in data, name
+
+
+def test_server_accepts_either_auth_header(server: FakeZotero) -> None:
+    """The fake server, like api.zotero.org, takes Zotero-API-Key as well as Bearer."""
+    import httpx2
+
+    url = f"{server.url}/groups/2480461/items/top?limit=1"
+    with httpx2.Client(trust_env=False) as client:
+        assert client.get(url, headers={"Zotero-API-Key": SENTINEL_KEY}).status_code == 200
+        assert client.get(url, headers={"Zotero-API-Key": "wrong"}).status_code == 403
+        answer = client.get(url, headers={"Authorization": f"Bearer {SENTINEL_KEY}"})
+        assert (
+            answer.status_code == 200 and answer.headers["Total-Results"] == "13"
+        )  # trashed left out
+        assert 'rel="next"' in answer.headers["Link"]
+        assert client.get(f"{server.url}/groups/1/items").status_code == 404

@@ -17,6 +17,11 @@ from typing import Any
 
 from zotero_fake_server import FakeLibrary, FakeZotero
 
+ROOT = Path(__file__).resolve().parents[2]  # the repository
+
+# A key no real account has; the tests check it never leaves the process's environment.
+SENTINEL_KEY = "SENTINEL-zotero-key-7f3a9c1e"
+
 GROUP_ID = 2480461
 GROUP = f"groups/{GROUP_ID}"
 FIXTURE_USER_ID = 475425
