@@ -1,15 +1,17 @@
 """Every implementation achieves the complexity its catalog entry claims.
 
 Deterministic counts only (FLOPs and peak live-tensor bytes, see ``tools.counters``), so
-the check cannot flake. FLOPs are counted on the ``meta`` device, where tensors have
-shapes but no data: the same operators run, nothing is computed, so long sequences cost
-nothing and constant terms cannot hide the growth. (So every mechanism must run on meta
-tensors: no shapes that depend on data, which ``torch.compile`` needs as well.) Peak live bytes are counted there too
-(a meta tensor still has a size); the one difference from CPU is exact attention, which
-on meta runs its unfused decomposition, so ``dense`` itself is checked on CPU. Hyper-parameters the claim names
-(a window ``w``, ``m`` features, ``k`` landmarks) keep their defaults as ``n`` grows, as
-the papers state their claims; ``tools.measure_settings`` scales the ones a claim such as
-``O(n sqrt(n))`` assumes grow with ``n``.
+the check cannot flake. Both are counted on the ``meta`` device, where tensors have shapes
+but no data: the same operators run, nothing is computed, so long sequences cost nothing
+and constant terms cannot hide the growth. (Every mechanism must therefore run on meta
+tensors, without shapes that depend on data, as ``torch.compile`` needs too.) The one
+difference from CPU is exact attention, which on meta runs its unfused decomposition, so
+``dense`` itself is checked on CPU.
+
+Hyper-parameters the claim names (a window ``w``, ``m`` features, ``k`` landmarks) keep
+their defaults as ``n`` grows, as the papers state their claims;
+``tools.measure_settings`` scales the ones a claim such as ``O(n sqrt(n))`` assumes grow
+with ``n``, and says how its symbols then grow.
 
 FLOPs must match the claim from both sides. Memory must not exceed the claim, but may
 beat it: exact attention through ``scaled_dot_product_attention`` never stores the n×n

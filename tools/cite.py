@@ -141,7 +141,9 @@ def _implementation_line(citation: Citation) -> str:
 
 
 def _no_implementation(entry: Entry) -> str:
-    return f"{entry.name} has no reference implementation in the atlas yet: only the paper is cited."
+    return (
+        f"{entry.name} has no reference implementation in the atlas yet: only the paper is cited."
+    )
 
 
 def render_markdown(citation: Citation) -> str:
@@ -271,7 +273,9 @@ def main(argv: list[str] | None = None) -> int:
     if citation.implementation is None and args.format in ("bibtex", "csljson"):
         # Machine-readable output stays parseable; the notice goes to stderr.
         print(f"note: {_no_implementation(entry)}", file=sys.stderr)
-    elif citation.implementation and project.has_local_changes(citation.implementation.location.path):
+    elif citation.implementation and project.has_local_changes(
+        citation.implementation.location.path
+    ):
         print(
             f"warning: {citation.implementation.location.path} has uncommitted changes; "
             "the pinned line range is that of the last commit only if you commit them first",

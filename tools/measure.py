@@ -117,7 +117,10 @@ def make_workload(variant: Variant, n: int, setup: Setup) -> Callable[[], torch.
     torch.manual_seed(0)
     record = implementations.mechanism(variant.id)
     module = implementations.build(
-        variant.id, dim=setup.dim, heads=setup.heads, causal=variant.causal,
+        variant.id,
+        dim=setup.dim,
+        heads=setup.heads,
+        causal=variant.causal,
         **options_for(variant.id, n),
     )
     if record.kind == "ffn":
@@ -133,10 +136,12 @@ def make_workload(variant: Variant, n: int, setup: Setup) -> Callable[[], torch.
             y, _ = module(x, memory=memory)
             return y.float().sum()
     elif record.kind == "ffn":
+
         def run() -> torch.Tensor:
             y, aux = module(x)
             return y.float().sum() + aux.float()
     else:
+
         def run() -> torch.Tensor:
             return module(x).float().sum()
 
@@ -169,14 +174,27 @@ def matmul_flop_rate(setup: Setup, size: int = 2048, repeats: int = 5) -> float:
     return 2 * size**3 / seconds
 
 
+def count_forward_flops(variant: Variant, n: int, setup: Setup) -> int:
+    """Forward FLOPs, counted on shape-only ``meta`` tensors where the mechanism allows.
+
+    The same operators run as on a real device, but nothing is computed, so counting
+    costs no time at any length. Autograd stays on: torch's module tracker needs it.
+    """
+    try:
+        meta = Setup(setup.dim, setup.heads, setup.batch, "meta", setup.dtype, setup.threads)
+        return count_flops(make_workload(variant, n, meta))
+    except (NotImplementedError, RuntimeError):  # an operator with data-dependent shapes
+        return count_flops(make_workload(variant, n, setup))
+
+
 def measure_point(variant: Variant, n: int, setup: Setup, repeats: int) -> dict[str, Any]:
     """Every figure of one mechanism at one length."""
+    flops = count_forward_flops(variant, n, setup)
     run = make_workload(variant, n, setup)
-    # Counted with autograd on: torch's module tracker needs it; FLOPs do not change.
-    flops = count_flops(run)
     with torch.no_grad():
+        # The counted pass doubles as the warm-up of the timed ones.
         peak = peak_live_bytes(run) if setup.device == "cpu" else _cuda_peak(run)
-        forward = median_seconds(run, repeats, setup.device)
+        forward = median_seconds(run, repeats, setup.device, warmup=0)
     backward = median_seconds(lambda: run().backward(), repeats, setup.device)
     return {
         "n": n,
@@ -221,7 +239,8 @@ def exponents(points: Sequence[dict[str, Any]]) -> dict[str, float | None]:
         upper = upper_range(points, figure)
         fitted[figure] = (
             fit_exponent([p["n"] for p in upper], [p[figure] for p in upper])
-            if len(upper) >= 2 else None
+            if len(upper) >= 2
+            else None
         )
     return fitted
 
@@ -237,8 +256,11 @@ def crossover(points: Sequence[dict], dense: Sequence[dict], figure: str) -> flo
         512.0
     """
     reference = {p["n"]: p[figure] for p in dense if figure in p}
-    ratios = [(p["n"], p[figure] / reference[p["n"]]) for p in points
-              if figure in p and p["n"] in reference]
+    ratios = [
+        (p["n"], p[figure] / reference[p["n"]])
+        for p in points
+        if figure in p and p["n"] in reference
+    ]
     ratios.sort()
     if not ratios or ratios[-1][1] >= 1:
         return None
@@ -255,7 +277,7 @@ def crossover(points: Sequence[dict], dense: Sequence[dict], figure: str) -> flo
 
 def summarise(results: dict[str, Any], catalog: Catalog, flop_rate: float) -> None:
     """Add exponents, crossovers and ratios at :data:`REPORT_LENGTH` to every result."""
-    for key, result in results.items():
+    for result in results.values():
         points = [p for p in result["points"] if "flops" in p]
         result["exponents"] = exponents(points)
         dense_key = "dense:causal" if result["causal"] and "dense:causal" in results else "dense"
@@ -272,7 +294,8 @@ def summarise(results: dict[str, Any], catalog: Catalog, flop_rate: float) -> No
                 for figure in ("forward_s", "forward_backward_s", "peak_bytes", "flops")
                 if dense_at[REPORT_LENGTH][figure]
             }
-            if REPORT_LENGTH in at and REPORT_LENGTH in dense_at else None
+            if REPORT_LENGTH in at and REPORT_LENGTH in dense_at
+            else None
         )
         for point in points:
             point["flop_rate_fraction"] = round(point["flops"] / point["forward_s"] / flop_rate, 4)
@@ -291,7 +314,11 @@ def machine_description() -> dict[str, Any]:
                     break
     except OSError:
         pass
-    return {"processor": processor, "system": platform.platform(), "python": platform.python_version()}
+    return {
+        "processor": processor,
+        "system": platform.platform(),
+        "python": platform.python_version(),
+    }
 
 
 def results_name(setup: Setup) -> str:
@@ -301,8 +328,10 @@ def results_name(setup: Setup) -> str:
 
 def print_table(results: dict[str, Any], stream: Any = sys.stdout) -> None:
     """The closing table: claimed complexity, measured exponents, 4k ratios, crossover."""
-    header = (f"{'mechanism':<34} {'claimed time':<18} {'FLOP exp':>8} {'mem exp':>8} "
-              f"{'fwd exp':>8} {'t@4k/dense':>10} {'m@4k/dense':>10} {'crossover':>9}")
+    header = (
+        f"{'mechanism':<34} {'claimed time':<18} {'FLOP exp':>8} {'mem exp':>8} "
+        f"{'fwd exp':>8} {'t@4k/dense':>10} {'m@4k/dense':>10} {'crossover':>9}"
+    )
     print(header, file=stream)
     print("-" * len(header), file=stream)
     for key in sorted(results):
@@ -325,7 +354,9 @@ def print_table(results: dict[str, Any], stream: Any = sys.stdout) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tools.measure", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m tools.measure", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("--mechanisms", help="comma-separated ids (default: every registered one)")
     parser.add_argument("--lengths", help="comma-separated n (default: 256 ... 16384)")
     parser.add_argument("--device", default="cpu")
@@ -335,8 +366,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--heads", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="n = 256 ... 2048 and 3 repeats")
-    parser.add_argument("--max-seconds", type=float, default=60.0,
-                        help="skip a length whose forward+backward is predicted to take longer")
+    parser.add_argument(
+        "--max-seconds",
+        type=float,
+        default=60.0,
+        help="skip a length whose forward+backward is predicted to take longer",
+    )
     parser.add_argument("--dry-run", action="store_true", help="measure but write nothing")
     args = parser.parse_args(argv)
 
@@ -346,8 +381,11 @@ def main(argv: list[str] | None = None) -> int:
         implementations.mechanism(id)  # fail early on a typo
     if "dense" not in ids:
         ids = ["dense", *ids]
-    lengths = [int(n) for n in args.lengths.split(",")] if args.lengths else (
-        list(QUICK_LENGTHS) if args.quick else list(DEFAULT_LENGTHS))
+    lengths = (
+        [int(n) for n in args.lengths.split(",")]
+        if args.lengths
+        else (list(QUICK_LENGTHS) if args.quick else list(DEFAULT_LENGTHS))
+    )
     repeats = 3 if args.quick else args.repeats
     setup = Setup(args.dim, args.heads, 1, args.device, args.dtype, args.threads)
     torch.set_num_threads(setup.threads)
@@ -363,22 +401,30 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine_description(),
         "torch": torch.__version__,
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "command": "python -m tools.measure " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": "python -m tools.measure "
+        + " ".join(argv if argv is not None else sys.argv[1:]),
         "matmul_flop_rate": flop_rate,
         "memory_method": "peak bytes of live tensors created during the forward pass "
-                         "(tools.counters.LiveTensorBytes); parameters and input excluded",
+        "(tools.counters.LiveTensorBytes); parameters and input excluded",
     }
 
     from tqdm import tqdm
 
     plan = [(variant, n) for variant in variants(ids, catalog) for n in lengths]
-    progress = tqdm(plan, desc="measuring", unit="point", file=sys.stderr,
-                    disable=not sys.stderr.isatty())
+    progress = tqdm(
+        plan, desc="measuring", unit="point", file=sys.stderr, disable=not sys.stderr.isatty()
+    )
     for variant, n in progress:
         progress.set_postfix_str(f"{variant.key} n={n}")
-        result = results.setdefault(variant.key, {"id": variant.id, "causal": variant.causal,
-                                                  "kind": implementations.mechanism(variant.id).kind,
-                                                  "points": []})
+        result = results.setdefault(
+            variant.key,
+            {
+                "id": variant.id,
+                "causal": variant.causal,
+                "kind": implementations.mechanism(variant.id).kind,
+                "points": [],
+            },
+        )
         done = {p["n"] for p in result["points"]}
         if n in done:
             continue

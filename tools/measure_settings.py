@@ -18,6 +18,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+
 def _sqrt(n: int) -> int:
     """The power of two nearest to sqrt(n), so blocks tile every measured length."""
     return 2 ** round(math.log2(math.sqrt(n)))

@@ -25,7 +25,9 @@ MANAGED_END = re.compile(r"^<!-- atlas:end -->", re.MULTILINE)
 
 _FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})(?P<info>[^\n]*)$")
 _LIST_ITEM = re.compile(r"^[ \t]*(?:[-*+]|\d+[.)])(?:[ \t]|$)")
-_INLINE_CODE = re.compile(r"(?<!`)(?P<ticks>`+)(?!`)(?:(?!\n[ \t]*\n).)+?(?<!`)(?P=ticks)(?!`)", re.S)
+_INLINE_CODE = re.compile(
+    r"(?<!`)(?P<ticks>`+)(?!`)(?:(?!\n[ \t]*\n).)+?(?<!`)(?P=ticks)(?!`)", re.S
+)
 _HTML_COMMENT = re.compile(r"<!--.*?-->", re.S)
 
 
@@ -204,7 +206,9 @@ def managed_blocks(text: str) -> list[ManagedBlock]:
         if not inside(code, match.start())
     ]
     ends = [match for match in MANAGED_END.finditer(text) if not inside(code, match.start())]
-    markers = sorted([(m.start(), "begin", m) for m in begins] + [(m.start(), "end", m) for m in ends])
+    markers = sorted(
+        [(m.start(), "begin", m) for m in begins] + [(m.start(), "end", m) for m in ends]
+    )
     blocks: list[ManagedBlock] = []
     open_begin: re.Match[str] | None = None
     for _, kind, match in markers:

@@ -175,18 +175,24 @@ def generate(catalog_root: Path | None = None, project: Path = ROOT, *,
     return catalog, changes
 
 
+def _show_mkdocs_log(level: int) -> logging.Handler:
+    """MkDocs reports through logging; print its records the way its own CLI does."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setLevel(level)
+    handler.setFormatter(logging.Formatter("%(levelname)-7s -  %(message)s"))
+    logger = logging.getLogger("mkdocs")
+    logger.addHandler(handler)
+    logger.setLevel(min(logger.getEffectiveLevel(), level))
+    return handler
+
+
 def build(catalog_root: Path | None = None, project: Path = ROOT) -> int:
     """Generate, then ``mkdocs build --strict``; prints the elapsed time."""
     from mkdocs.commands.build import build as mkdocs_build
     from mkdocs.config import load_config
     from mkdocs.exceptions import MkDocsException
 
-    # MkDocs reports problems through logging; show warnings the way its CLI does.
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setLevel(logging.WARNING)
-    handler.setFormatter(logging.Formatter("%(levelname)s - %(message)s"))
-    mkdocs_logger = logging.getLogger("mkdocs")
-    mkdocs_logger.addHandler(handler)
+    handler = _show_mkdocs_log(logging.WARNING)
     start = time.perf_counter()
     _, changes = generate(catalog_root, project)
     if changes is None:
@@ -199,7 +205,7 @@ def build(catalog_root: Path | None = None, project: Path = ROOT) -> int:
         print(f"site: build failed: {error}", file=sys.stderr)
         return 1
     finally:
-        mkdocs_logger.removeHandler(handler)
+        logging.getLogger("mkdocs").removeHandler(handler)
     end = time.perf_counter()
     print(f"site: built {project / 'site'} in {end - start:.1f} s "
           f"(generate {generated - start:.1f} s, mkdocs {end - generated:.1f} s; target < 15 s)")
@@ -219,6 +225,10 @@ class _Regenerator:
         self._lock = threading.Lock()
 
     def dispatch(self, event: object) -> None:
+        # Reading the catalog raises "opened"/"closed" events too: react to changes only,
+        # or each regeneration would trigger the next.
+        if getattr(event, "event_type", "") not in ("created", "modified", "deleted", "moved"):
+            return
         path = str(getattr(event, "dest_path", "") or getattr(event, "src_path", ""))
         if not path.endswith((".yaml", ".yml", ".json")):
             return
@@ -248,6 +258,7 @@ def serve(catalog_root: Path | None = None, project: Path = ROOT, port: int = 80
     observer = Observer()
     observer.schedule(_Regenerator(root, project), str(root), recursive=True)
     observer.start()
+    _show_mkdocs_log(logging.INFO)
     try:
         with contextlib.chdir(project):
             mkdocs_serve(str(project / "mkdocs.yml"), livereload=True,

@@ -539,7 +539,10 @@ def run(args: argparse.Namespace, console: Console) -> int:
     fetched = fetch_from_file(args) if args.from_file else fetch_from_api(args, store)
     report = synchronise(store, catalog, fetched, args.add_new)
     watermark = fetched.watermark
-    if watermark is not None and store.read_data(watermark.path) != watermark.as_json():
+    # An entry that could not be updated must be fetched again next time: keep the old
+    # library version rather than moving past the item.
+    advance = watermark is not None and not report.failed
+    if advance and store.read_data(watermark.path) != watermark.as_json():
         store.write_data(watermark.path, watermark.as_json())
     store.commit()  # entries and watermark together, all or nothing
     if fetched.note:
@@ -549,6 +552,12 @@ def run(args: argparse.Namespace, console: Console) -> int:
     console.say(
         ("dry run, nothing written; " if args.dry_run else "") + "summary: " + report.summary()
     )
+    if report.failed:
+        console.warn(
+            f"error: {len(report.failed)} entr{'y' if len(report.failed) == 1 else 'ies'} not "
+            "updated (see above); the library version was kept so the next run retries them"
+        )
+        return 1
     return 0
 
 

@@ -276,3 +276,23 @@ def test_server_accepts_either_auth_header(server: FakeZotero) -> None:
         )  # trashed left out
         assert 'rel="next"' in answer.headers["Link"]
         assert client.get(f"{server.url}/groups/1/items").status_code == 404
+
+
+def test_an_entry_that_cannot_be_updated_is_retried_next_time(
+    sync, catalog_dir: Path, server: FakeZotero
+) -> None:
+    assert sync().code == 0
+    watermark = (catalog_dir / WATERMARK).read_bytes()
+    # A year the catalog rejects (before 1950): the entry cannot take the change.
+    server.libraries[GROUP].edit(LINFORMER, date="1900")
+    server.libraries[GROUP].items[LINFORMER]["meta"]["parsedDate"] = "1900"
+    run = sync()
+    assert run.code == 1
+    assert "not updated linformer" in run.out
+    assert "the library version was kept" in run.err
+    assert (catalog_dir / WATERMARK).read_bytes() == watermark
+    # Once Zotero is fixed, the next incremental run still sees the item.
+    server.libraries[GROUP].edit(LINFORMER, date="2020")
+    server.libraries[GROUP].items[LINFORMER]["meta"]["parsedDate"] = "2020"
+    assert sync().code == 0
+    assert (catalog_dir / WATERMARK).read_bytes() != watermark
