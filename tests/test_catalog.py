@@ -225,3 +225,26 @@ def test_every_model_links_its_registered_implementation() -> None:
     for entry in load_catalog().models():
         assert entry.implementation == implementations.module_name(entry.id), entry.id
         assert entry.id in implementations.available(), entry.id
+
+
+def test_atomic_write_keeps_the_file_mode(tmp_path: Path) -> None:
+    from tools.catalog import atomic_write
+
+    path = tmp_path / "entry.yaml"
+    path.write_text("old\n")
+    path.chmod(0o640)
+    atomic_write(path, "new\n")
+    assert path.read_text() == "new\n"
+    assert path.stat().st_mode & 0o777 == 0o640
+    fresh = tmp_path / "fresh.yaml"
+    atomic_write(fresh, "x\n")
+    assert fresh.stat().st_mode & 0o777 == 0o666 & ~_umask()
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def _umask() -> int:
+    import os
+
+    current = os.umask(0)
+    os.umask(current)
+    return current

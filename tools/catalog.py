@@ -505,11 +505,19 @@ def implementation_problem(id: str, module: str) -> str | None:
 # ----------------------------------------------------------------------------- writing
 
 
+def _default_mode() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def atomic_write(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` so that readers see the old file or the new, never half."""
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        # mkstemp creates the file private (0600); keep the old file's mode, or the umask's.
+        os.chmod(temporary, path.stat().st_mode & 0o777 if path.exists() else _default_mode())
         with os.fdopen(handle, "w", encoding="utf-8", newline="") as stream:
             stream.write(text)
             stream.flush()
