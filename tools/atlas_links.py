@@ -156,3 +156,16 @@ def resolve_impl(reference: str, catalog: Catalog) -> ImplementationCitation:
         location=location,
         commit=commit,
     )
+
+
+def impl_urls(reference: str, catalog: Catalog) -> tuple[str, str]:
+    """``impl:<id>`` as (site page URL, source URL pinned to the commit with the line range).
+
+    Examples:
+        >>> from tools.catalog import load_catalog
+        >>> page, source = impl_urls("impl:performer", load_catalog())
+        >>> page.endswith("/papers/performer/"), "/implementations/performer.py#L" in source
+        (True, True)
+    """
+    resolved = resolve_impl(reference, catalog)
+    return resolved.page_url, resolved.source_url

@@ -11,7 +11,7 @@ Network", "Local Attention"), the paper's title, or the catalog id. Two lookups 
   hyphens, diacritics and a plural ``s`` — prose says "etc" and "performers" for other
   things than ETC and the Performer.
 
-The catalog has no alias field yet, so the aliases live in :data:`ALIASES` below.
+Aliases come from each entry's ``aliases`` field in the catalog.
 
 Examples:
     >>> name_key("Nyströmformer") == name_key("nystromformer") == name_key("Nyström-formers")
@@ -29,26 +29,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from tools.catalog import Catalog, Entry
-
-# Other names of catalog entries: the survey's own wording, the papers' short names.
-ALIASES: dict[str, tuple[str, ...]] = {
-    "adaptive-sparse-transformer": ("Adaptive Sparse Transformer", "Adaptively Sparse Transformer"),
-    "axial-transformer": ("Axial Attention",),
-    "big-bird": ("Big Bird",),
-    "blockwise": ("Blockwise", "Blockwise Self-Attention"),
-    "cluster-former": ("Clusterformer",),
-    "efficient-transformers-survey": ("Efficient Transformers: A Survey",),
-    "etc": ("Extended Transformer Construction",),
-    "image-transformer": ("Local Attention",),
-    "linear-transformer": ("Transformers are RNNs",),
-    "long-short-transformer": ("Transformer-LS", "Long Short Transformer"),
-    "memory-compressed": ("Memory Compressed Attention", "Memory-Compressed Attention"),
-    "product-key-memory": ("Product Key Memories", "Product-Key Memory"),
-    "random-feature-attention": ("RFA",),
-    "scaling-transformers": ("Terraformer",),
-    "sinkhorn-transformer": ("Sinkhorn Sorting Network", "Sparse Sinkhorn Attention"),
-    "switch-transformer": ("Switch Transformers",),
-}
 
 _NOT_WORD = re.compile(r"[^0-9a-z]+")
 
@@ -96,6 +76,7 @@ class NameIndex:
     by_key: dict[str, set[str]] = field(default_factory=dict)
     class_by_key: dict[str, str] = field(default_factory=dict)
     mention_names: dict[str, str] = field(default_factory=dict)  # written name -> entry id
+    _mention_regex: re.Pattern[str] | None = field(default=None, repr=False)
 
     @classmethod
     def build(cls, catalog: Catalog, extra: Iterable[tuple[str, str]] = ()) -> NameIndex:
@@ -104,9 +85,9 @@ class NameIndex:
         for entry in catalog.entries.values():
             for name in (entry.id, entry.name, entry.title, entry.citekey):
                 index._add(name, entry.id)
-            for alias in ALIASES.get(entry.id, ()):
+            for alias in entry.aliases:
                 index._add(alias, entry.id)
-            for written in (entry.name, *ALIASES.get(entry.id, ())):
+            for written in (entry.name, *entry.aliases):
                 index.mention_names.setdefault(written, entry.id)
         for name, id in extra:
             index._add(name, id)
@@ -139,9 +120,11 @@ class NameIndex:
         Spaces and hyphens inside a name are interchangeable or optional ("Big Bird",
         "BigBird", "Big-Bird"), a plural ``s`` is allowed, accents are optional.
         """
-        alternatives = sorted(self.mention_names, key=len, reverse=True)
-        body = "|".join(_flexible(name) for name in alternatives)
-        return re.compile(rf"(?<![\w@/#:.-])(?P<name>{body})(?![\w/-])")
+        if self._mention_regex is None:  # built once: a vault check uses it for every note
+            alternatives = sorted(self.mention_names, key=len, reverse=True)
+            body = "|".join(_flexible(name) for name in alternatives)
+            self._mention_regex = re.compile(rf"(?<![\w@/#:.-])(?P<name>{body})(?![\w/-])")
+        return self._mention_regex
 
     def mention_id(self, written: str) -> str | None:
         """The entry a prose mention found by :meth:`mention_pattern` names."""

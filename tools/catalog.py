@@ -167,6 +167,10 @@ class Entry(_Strict):
 
     id: Id
     name: str = Field(min_length=1, description='Model name, e.g. "Performer"')
+    aliases: list[str] = Field(
+        default_factory=list,
+        description='Other names people write, e.g. "Big Bird" for BigBird (notes use them)',
+    )
     kind: Literal["model", "survey"]
     draft: bool = Field(default=False, description="Created by the Zotero sync; fields missing")
     title: str = Field(min_length=1)

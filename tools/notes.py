@@ -22,8 +22,9 @@ from pathlib import Path
 
 from tools import project
 from tools.catalog import Catalog, load_catalog, write_all
-from tools.notes_check import DANGLING, IGNORED, RESOLVED, check_vault, unified_diff
+from tools.notes_check import check_vault, unified_diff
 from tools.notes_export import run_export
+from tools.notes_resolve import DANGLING, IGNORED, RESOLVED
 
 EXIT_OK, EXIT_DANGLING, EXIT_USAGE = 0, 1, 2
 

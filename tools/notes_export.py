@@ -211,7 +211,9 @@ def plan_export(catalog: Catalog, vault: Path, *, adopt: bool = False) -> Export
     by_id, actions = _existing_blocks(vault)
     broken = {action.path for action in actions}
     files: dict[Path, str] = {}
-    taken = {path.name.casefold() for path in vault_notes(vault)}
+    # File names in the vault's top folder, where new notes go, compared as Windows and
+    # macOS do (case-insensitively).
+    taken = {path.name.casefold() for path in vault.iterdir()} if vault.is_dir() else set()
     for entry in sorted(catalog.entries.values(), key=lambda e: e.id):
         block = render_block(entry, catalog, commit)
         holders = by_id.get(entry.id, [])
@@ -241,15 +243,12 @@ def plan_export(catalog: Catalog, vault: Path, *, adopt: bool = False) -> Export
                 files[path] = _with_newline(block + "\n", newline) + old
                 actions.append(Action("adopt", path, entry.id))
             else:
-                actions.append(
-                    Action(
-                        "skip",
-                        path,
-                        entry.id,
-                        "exists without a managed block of this entry "
-                        "(--adopt puts one on its top)",
-                    )
+                reason = (
+                    "holds the managed block of another entry"
+                    if "atlas:begin" in old
+                    else "exists without a managed block (--adopt puts one on its top)"
                 )
+                actions.append(Action("skip", path, entry.id, reason))
             continue
         if name.casefold() in taken and not path.exists():
             # Another note differs only in case: on Windows and macOS it is the same file.

@@ -112,6 +112,8 @@ def code_block_spans(text: str) -> list[Span]:
 def inside(spans: list[Span], start: int, end: int | None = None) -> bool:
     """Whether ``[start, end)`` overlaps one of the sorted, disjoint ``spans``.
 
+    Overlapping spans must be merged first (:func:`merge_spans`).
+
     Examples:
         >>> inside([(0, 4), (10, 12)], 3)
         True
@@ -126,7 +128,13 @@ def inside(spans: list[Span], start: int, end: int | None = None) -> bool:
     return False
 
 
-def _merge(spans: list[Span]) -> list[Span]:
+def merge_spans(spans: list[Span]) -> list[Span]:
+    """Sorted, disjoint spans covering the same offsets as ``spans`` (which may overlap).
+
+    Examples:
+        >>> merge_spans([(5, 9), (0, 20), (30, 31)])
+        [(0, 20), (30, 31)]
+    """
     merged: list[Span] = []
     for start, end in sorted(spans):
         if merged and start <= merged[-1][1]:
@@ -144,7 +152,7 @@ def code_spans(text: str) -> list[Span]:
         for match in _INLINE_CODE.finditer(text)
         if not inside(blocks, match.start(), match.end())
     ]
-    return _merge(blocks + inline)
+    return merge_spans(blocks + inline)
 
 
 def comment_spans(text: str, code: list[Span]) -> list[Span]:
@@ -197,7 +205,7 @@ def managed_blocks(text: str) -> list[ManagedBlock]:
     Examples:
         >>> text = "<!-- atlas:begin id=performer -->\\nx\\n<!-- atlas:end -->\\nmine\\n"
         >>> managed_blocks(text)
-        [ManagedBlock(id='performer', start=0, end=55)]
+        [ManagedBlock(id='performer', start=0, end=54)]
     """
     code = code_block_spans(text)
     begins = [

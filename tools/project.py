@@ -94,10 +94,25 @@ def urls_from_config(config: dict[str, Any]) -> tuple[str, str]:
     return _with_slash(site), repo.rstrip("/")
 
 
-@cache
-def _urls() -> tuple[str, str]:
+@cache  # read once per process: every page and note asks for it
+def mkdocs_config() -> dict[str, Any]:
+    """The parsed ``mkdocs.yml`` of the project (empty when there is none)."""
     text = MKDOCS_YML.read_text(encoding="utf-8") if MKDOCS_YML.exists() else ""
-    return urls_from_config(read_mkdocs_config(text))
+    return read_mkdocs_config(text)
+
+
+def configured(key: str) -> str | None:
+    """``key`` of ``mkdocs.yml`` when it is set to a non-empty string, else None.
+
+    For callers that behave differently without a real address (the site may link a
+    shipped copy of a source file when ``repo_url`` is not set).
+    """
+    value = mkdocs_config().get(key)
+    return value.strip() if isinstance(value, str) and value.strip() else None
+
+
+def _urls() -> tuple[str, str]:
+    return urls_from_config(mkdocs_config())
 
 
 def site_url() -> str:
@@ -142,7 +157,6 @@ def _git(*args: str) -> str:
     return result.stdout.strip()
 
 
-@cache
 def commit() -> str:
     """The full hash of the checked-out commit (``git rev-parse HEAD``).
 
@@ -152,7 +166,6 @@ def commit() -> str:
     return _git("rev-parse", "HEAD")
 
 
-@cache
 def commit_date() -> str:
     """The checked-out commit's date, ``YYYY-MM-DD``."""
     return _git("log", "-1", "--format=%cs", "HEAD")

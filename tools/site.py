@@ -56,10 +56,18 @@ class Changes:
     unchanged: int
 
     def summary(self, dry_run: bool = False) -> str:
+        """One line for the terminal.
+
+        Examples:
+            >>> Changes(["a.md"], [], 3).summary()
+            'wrote 1 file(s), removed 0, 3 unchanged'
+        """
         verb = "would write" if dry_run else "wrote"
         gone = "would remove" if dry_run else "removed"
-        return (f"{verb} {len(self.written)} file(s), {gone} {len(self.removed)}, "
-                f"{self.unchanged} unchanged")
+        return (
+            f"{verb} {len(self.written)} file(s), {gone} {len(self.removed)}, "
+            f"{self.unchanged} unchanged"
+        )
 
 
 def repo_url(project: Path) -> str | None:
@@ -67,16 +75,23 @@ def repo_url(project: Path) -> str | None:
     config = project / "mkdocs.yml"
     if not config.exists():
         return None
-    match = re.search(r"^repo_url:\s*['\"]?([^'\"\s#]+)", config.read_text(encoding="utf-8"),
-                      re.MULTILINE)
+    match = re.search(
+        r"^repo_url:\s*['\"]?([^'\"\s#]+)", config.read_text(encoding="utf-8"), re.MULTILINE
+    )
     return match.group(1) if match else None
 
 
 def current_commit(project: Path) -> str | None:
     """The checked-out commit, to pin source links (read-only git)."""
     try:
-        result = subprocess.run(["git", "rev-parse", "HEAD"], cwd=project, capture_output=True,
-                                text=True, timeout=10, check=False)
+        result = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=project,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
     except (OSError, subprocess.TimeoutExpired):
         return None
     commit = result.stdout.strip()
@@ -84,10 +99,15 @@ def current_commit(project: Path) -> str | None:
 
 
 def load_measurements(catalog_root: Path) -> list[Measurement]:
+    """The measurement files of the catalog, CPU first; malformed ones are skipped."""
     store = Store(catalog_root)
     found = []
     for name in store.list_data("measurements"):
-        data = store.read_data(name)
+        try:
+            data = store.read_data(name)
+        except ValueError as error:  # a malformed file must not take the site down
+            print(f"site: skipping {error}", file=sys.stderr)
+            continue
         if isinstance(data, dict) and isinstance(data.get("results"), dict):
             found.append(Measurement(Path(name).stem, data))
     # CPU first: it is the reference run every contributor can reproduce.
@@ -95,6 +115,7 @@ def load_measurements(catalog_root: Path) -> list[Measurement]:
 
 
 def site_context(catalog: Catalog, project: Path, source_root: Path = ROOT) -> SiteContext:
+    """Measurements, implementations (read from source) and the source-link settings."""
     mechanisms = {}
     for entry in catalog.entries.values():
         if entry.implementation:
@@ -109,20 +130,23 @@ def site_context(catalog: Catalog, project: Path, source_root: Path = ROOT) -> S
     )
 
 
-def render_all(catalog: Catalog, context: SiteContext,
-               source_root: Path = ROOT) -> dict[str, str | bytes]:
+def render_all(
+    catalog: Catalog, context: SiteContext, source_root: Path = ROOT
+) -> dict[str, str | bytes]:
     """Every generated file of ``docs/``, including the copies of implementation sources
     that the pages link when no repository address is set."""
     files: dict[str, str | bytes] = dict(render_pages(catalog, context))
     if not (context.repo_url and context.commit):
         for info in context.mechanisms.values():
-            files[f"generated/source/{info.source_path}"] = (source_root / info.source_path
-                                                             ).read_bytes()
+            files[f"generated/source/{info.source_path}"] = (
+                source_root / info.source_path
+            ).read_bytes()
     return files
 
 
-def write_generated(docs: Path, files: Mapping[str, str | bytes], *,
-                    dry_run: bool = False) -> Changes:
+def write_generated(
+    docs: Path, files: Mapping[str, str | bytes], *, dry_run: bool = False
+) -> Changes:
     """Write what changed and remove stale generated files.
 
     Unchanged files are left alone so that ``mkdocs serve`` only sees real edits.
@@ -153,8 +177,13 @@ def write_generated(docs: Path, files: Mapping[str, str | bytes], *,
     return Changes(written, removed, unchanged)
 
 
-def generate(catalog_root: Path | None = None, project: Path = ROOT, *,
-             dry_run: bool = False, quiet: bool = False) -> tuple[Catalog, Changes | None]:
+def generate(
+    catalog_root: Path | None = None,
+    project: Path = ROOT,
+    *,
+    dry_run: bool = False,
+    quiet: bool = False,
+) -> tuple[Catalog, Changes | None]:
     """Load the catalog and write the generated pages into ``project/docs``.
 
     Returns the catalog and the changes; the changes are None when the catalog has
@@ -164,14 +193,15 @@ def generate(catalog_root: Path | None = None, project: Path = ROOT, *,
     if catalog.problems:
         for problem in catalog.problems:
             print(problem, file=sys.stderr)
-        print(f"{len(catalog.problems)} catalog problem(s); pages not regenerated",
-              file=sys.stderr)
+        print(f"{len(catalog.problems)} catalog problem(s); pages not regenerated", file=sys.stderr)
         return catalog, None
     context = site_context(catalog, project)
     changes = write_generated(project / "docs", render_all(catalog, context), dry_run=dry_run)
     if not quiet:
-        print(f"site: {changes.summary(dry_run)} in docs/ "
-              f"({len(catalog.entries)} entries, {len(context.measurements)} measurement file(s))")
+        print(
+            f"site: {changes.summary(dry_run)} in docs/ "
+            f"({len(catalog.entries)} entries, {len(context.measurements)} measurement file(s))"
+        )
     return catalog, changes
 
 
@@ -180,6 +210,8 @@ def _show_mkdocs_log(level: int) -> logging.Handler:
     handler = logging.StreamHandler(sys.stderr)
     handler.setLevel(level)
     handler.setFormatter(logging.Formatter("%(levelname)-7s -  %(message)s"))
+    # Paper and class pages are deliberately outside the navigation; don't list them.
+    handler.addFilter(lambda record: 'not included in the "nav"' not in record.getMessage())
     logger = logging.getLogger("mkdocs")
     logger.addHandler(handler)
     logger.setLevel(min(logger.getEffectiveLevel(), level))
@@ -207,8 +239,10 @@ def build(catalog_root: Path | None = None, project: Path = ROOT) -> int:
     finally:
         logging.getLogger("mkdocs").removeHandler(handler)
     end = time.perf_counter()
-    print(f"site: built {project / 'site'} in {end - start:.1f} s "
-          f"(generate {generated - start:.1f} s, mkdocs {end - generated:.1f} s; target < 15 s)")
+    print(
+        f"site: built {project / 'site'} in {end - start:.1f} s "
+        f"(generate {generated - start:.1f} s, mkdocs {end - generated:.1f} s; target < 15 s)"
+    )
     return 0
 
 
@@ -261,8 +295,7 @@ def serve(catalog_root: Path | None = None, project: Path = ROOT, port: int = 80
     _show_mkdocs_log(logging.INFO)
     try:
         with contextlib.chdir(project):
-            mkdocs_serve(str(project / "mkdocs.yml"), livereload=True,
-                         dev_addr=f"127.0.0.1:{port}")
+            mkdocs_serve(str(project / "mkdocs.yml"), livereload=True, dev_addr=f"127.0.0.1:{port}")
     finally:
         observer.stop()
         observer.join(timeout=5)
@@ -270,18 +303,25 @@ def serve(catalog_root: Path | None = None, project: Path = ROOT, port: int = 80
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tools.site",
-                                     description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m tools.site", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("command", choices=("generate", "build", "serve"))
     parser.add_argument("--catalog", type=Path, help="catalog folder (default: catalog/)")
-    parser.add_argument("--project", type=Path, default=ROOT,
-                        help="folder holding mkdocs.yml and docs/ (default: the repository)")
-    parser.add_argument("--dry-run", action="store_true",
-                        help="generate: report what would change, write nothing")
+    parser.add_argument(
+        "--project",
+        type=Path,
+        default=ROOT,
+        help="folder holding mkdocs.yml and docs/ (default: the repository)",
+    )
+    parser.add_argument(
+        "--dry-run", action="store_true", help="generate: report what would change, write nothing"
+    )
     parser.add_argument("--port", type=int, default=8000, help="serve: port on 127.0.0.1")
     args = parser.parse_args(argv)
     project = args.project.resolve()
-    if args.command == "generate":
+    if args.command == "generate" or args.dry_run:
+        # With --dry-run, build and serve stop after reporting what generate would change.
         _, changes = generate(args.catalog, project, dry_run=args.dry_run)
         if changes is not None and args.dry_run:
             for relative in changes.written:

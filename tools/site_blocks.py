@@ -86,7 +86,7 @@ def code_blocks(text: str) -> list[CodeBlock]:
         while end < len(lines) and not closing.match(lines[end]):
             line = lines[end]
             # The block's own indentation is part of the Markdown, not of the code.
-            body.append(line[len(indent):] if line.startswith(indent) else line.lstrip())
+            body.append(line[len(indent) :] if line.startswith(indent) else line.lstrip())
             end += 1
         blocks.append(CodeBlock(language, "\n".join(body) + "\n", index + 1, title))
         index = end + 1

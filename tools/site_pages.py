@@ -284,7 +284,9 @@ def _primary(context: SiteContext, id: str) -> Mapping[str, Any] | None:
 def _links(entry: Entry) -> list[str]:
     links: list[str] = []
     if entry.arxiv:
-        links.append(f"[arXiv:{md_text(entry.arxiv)}]({md_url(f'https://arxiv.org/abs/{entry.arxiv}')})")
+        links.append(
+            f"[arXiv:{md_text(entry.arxiv)}]({md_url(f'https://arxiv.org/abs/{entry.arxiv}')})"
+        )
     if entry.doi:
         links.append(f"[DOI {md_text(entry.doi)}]({md_url(f'https://doi.org/{entry.doi}')})")
     if entry.url and not (entry.arxiv and "arxiv.org" in entry.url):
@@ -348,9 +350,15 @@ def _complexity_section(entry: Entry, context: SiteContext, plot_path: str | Non
             )
     lines += rows
     if complexity.symbols:
-        lines += ["", "Symbols held fixed as n grows: " + "; ".join(
-            f"`{name}`: {md_text(meaning)}" for name, meaning in sorted(complexity.symbols.items())
-        ) + "."]
+        lines += [
+            "",
+            "Symbols held fixed as n grows: "
+            + "; ".join(
+                f"`{name}`: {md_text(meaning)}"
+                for name, meaning in sorted(complexity.symbols.items())
+            )
+            + ".",
+        ]
     lines.append("")
     if not measured:
         lines.append(
@@ -391,8 +399,12 @@ def _paper_plot(entry: Entry, context: SiteContext) -> str | None:
                 dense = measurement.points("dense" + suffix, figure)
                 if dense:
                     series.append(
-                        Series("dense" + (" (causal)" if causal else ""), dense, DENSE_COLOUR,
-                               dashed=causal)
+                        Series(
+                            "dense" + (" (causal)" if causal else ""),
+                            dense,
+                            DENSE_COLOUR,
+                            dashed=causal,
+                        )
                     )
         panels.append((f"{label.capitalize()} ({measurement.label})", ylabel, formatter, series))
     return panels_svg(panels, label=f"{entry.name}: time and memory against n beside dense")
@@ -403,8 +415,7 @@ def _implementation_section(entry: Entry, context: SiteContext, page: str) -> st
     info = context.mechanisms.get(entry.id)
     if info is None:
         lines.append(
-            "Not implemented yet: the atlas has no reference implementation of this model "
-            "so far."
+            "Not implemented yet: the atlas has no reference implementation of this model so far."
         )
         return "\n".join(lines)
     lines += [
@@ -450,8 +461,13 @@ def _cite_section(entry: Entry) -> str:
     )
 
 
-def paper_page(entry: Entry, catalog: Catalog, context: SiteContext, slugs: Mapping[str, str],
-               plot_path: str | None) -> str:
+def paper_page(
+    entry: Entry,
+    catalog: Catalog,
+    context: SiteContext,
+    slugs: Mapping[str, str],
+    plot_path: str | None,
+) -> str:
     """The page of one catalog entry (``papers/<id>.md``)."""
     page = f"papers/{entry.id}.md"
     authors = ", ".join(
@@ -561,6 +577,14 @@ def home_include(catalog: Catalog, context: SiteContext) -> str:
 
 
 def papers_index(catalog: Catalog) -> str:
+    """The list of every entry (``papers/index.md``).
+
+    Examples:
+        >>> from tools.catalog import load_catalog
+        >>> page = papers_index(load_catalog())
+        >>> page.splitlines()[0], "[Performer](performer.md)" in page
+        ('# Papers', True)
+    """
     rows = ["| model | paper | year | classes |", "|---|---|---|---|"]
     for entry in _by_name(catalog.entries.values()):
         classes = ", ".join(
@@ -570,22 +594,50 @@ def papers_index(catalog: Catalog) -> str:
             f"| [{md_text(entry.name)}]({entry.id}.md) | {md_text(entry.title)} | {entry.year} "
             f"| {classes} |"
         )
-    return "\n".join(["# Papers", "", f"All {len(catalog.entries)} entries of the catalog.", "",
-                      *rows, ""])
+    return "\n".join(
+        ["# Papers", "", f"All {len(catalog.entries)} entries of the catalog.", "", *rows, ""]
+    )
 
 
 def taxonomy_index(catalog: Catalog) -> str:
-    lines = ["# Taxonomy", "", "The classes of Tay et al.'s survey, by core technique.", "",
-             _taxonomy_diagram(catalog, "../"), ""]
+    """The classes with the diagram (``taxonomy/index.md``)."""
+    lines = [
+        "# Taxonomy",
+        "",
+        "The classes of Tay et al.'s survey, by core technique.",
+        "",
+        _taxonomy_diagram(catalog, "../"),
+        "",
+    ]
     for c in catalog.taxonomy:
         count = sum(1 for e in _models(catalog) if c.code in e.taxonomy)
-        lines += [f"## [{md_text(c.code)} · {md_text(c.name)}]({c.code}.md)", "",
-                  md_text(c.description), "", f"{count} models.", ""]
+        lines += [
+            f"## [{md_text(c.code)} · {md_text(c.name)}]({c.code}.md)",
+            "",
+            md_text(c.description),
+            "",
+            f"{count} models.",
+            "",
+        ]
     return "\n".join(lines)
 
 
-def taxonomy_page(code: str, catalog: Catalog, context: SiteContext) -> str:
+def taxonomy_page(
+    code: str, catalog: Catalog, context: SiteContext, plots: Iterable[str] = ()
+) -> str:
+    """A class's page: its description, its models, and their measured time when known."""
     c = catalog.taxonomy_class(code)
+    measured: list[str] = []
+    for measurement in context.measurements[:1]:
+        name = f"{measurement.name}-{code}-forward_s.svg"
+        if name in set(plots):
+            measured = [
+                "## Measured",
+                "",
+                f"![{md_text(c.name)}: forward time against n](../generated/benchmarks/{name})"
+                "{ .atlas-plot }",
+                "",
+            ]
     members = _by_name(e for e in _models(catalog) if code in e.taxonomy)
     rows = ["| model | year | time | memory | also in |", "|---|---|---|---|---|"]
     for e in members:
@@ -593,18 +645,36 @@ def taxonomy_page(code: str, catalog: Catalog, context: SiteContext) -> str:
         time = f"`{e.complexity.time}`" if e.complexity else "—"
         memory = f"`{e.complexity.memory}`" if e.complexity else "—"
         rows.append(
-            f"| [{md_text(e.name)}](../papers/{e.id}.md) | {e.year} | {time} | {memory} | {others} |"
+            f"| [{md_text(e.name)}](../papers/{e.id}.md) | {e.year} | {time} | {memory} "
+            f"| {others} |"
         )
-    return "\n".join([
-        front_matter(f"{c.code} · {c.name}"),
-        f"# {md_text(c.code)} · {md_text(c.name)}", "", md_text(c.description), "",
-        f"## Models ({len(members)})", "", *rows, "",
-        "See how they compare in the [comparison table](../comparison/index.md) and the "
-        "[benchmarks](../benchmarks/index.md).", "",
-    ])
+    return "\n".join(
+        [
+            front_matter(f"{c.code} · {c.name}"),
+            f"# {md_text(c.code)} · {md_text(c.name)}",
+            "",
+            md_text(c.description),
+            "",
+            f"## Models ({len(members)})",
+            "",
+            *rows,
+            "",
+            *measured,
+            "See how they compare in the [comparison table](../comparison/index.md) and the "
+            "[benchmarks](../benchmarks/index.md).",
+            "",
+        ]
+    )
 
 
 def authors_index(catalog: Catalog) -> str:
+    """Every author by family name, each with an anchor the paper pages link to.
+
+    Examples:
+        >>> from tools.catalog import load_catalog
+        >>> "**Yi Tay**{ #yi-tay }" in authors_index(load_catalog())
+        True
+    """
     slugs = author_slugs(catalog)
     papers: dict[str, list[Entry]] = defaultdict(list)
     for entry in catalog.entries.values():
@@ -626,6 +696,7 @@ def authors_index(catalog: Catalog) -> str:
 
 
 def timeline_page(catalog: Catalog) -> str:
+    """Every entry by the year it first became public (``timeline/index.md``)."""
     by_year: dict[int, list[Entry]] = defaultdict(list)
     for entry in catalog.entries.values():
         by_year[entry.year].append(entry)
@@ -634,7 +705,9 @@ def timeline_page(catalog: Catalog) -> str:
         lines += [f"## {year}", ""]
         for e in _by_name(by_year[year]):
             classes = " ".join(f"`{c}`" for c in e.taxonomy)
-            lines.append(f"- [{md_text(e.name)}](../papers/{e.id}.md) · {md_text(e.venue)} {classes}")
+            lines.append(
+                f"- [{md_text(e.name)}](../papers/{e.id}.md) · {md_text(e.venue)} {classes}"
+            )
         lines.append("")
     return "\n".join(lines)
 
@@ -642,13 +715,19 @@ def timeline_page(catalog: Catalog) -> str:
 def comparison_page(catalog: Catalog, context: SiteContext) -> str:
     """The comparison of every model, sortable by clicking a header and filterable."""
     headers = [
-        ("Model", ""), ("Class", ""), ("Year", "number"), ("Time<br>claimed", "number"),
-        ("Memory<br>claimed", "number"), ("Time exp.<br>measured", "number"),
-        ("Memory exp.<br>measured", "number"), ("Decode", ""),
-        ("Time at 4k<br>/ dense", "number"), ("Memory at 4k<br>/ dense", "number"),
+        ("Model", ""),
+        ("Class", ""),
+        ("Year", "number"),
+        ("Time<br>claimed", "number"),
+        ("Memory<br>claimed", "number"),
+        ("Time exp.<br>measured", "number"),
+        ("Memory exp.<br>measured", "number"),
+        ("Decode", ""),
+        ("Time at 4k<br>/ dense", "number"),
+        ("Memory at 4k<br>/ dense", "number"),
     ]
     head = "".join(
-        f'<th{f" data-sort-method={chr(34)}{method}{chr(34)}" if method else ""}>{label}</th>'
+        f"<th{f' data-sort-method={chr(34)}{method}{chr(34)}' if method else ''}>{label}</th>"
         for label, method in headers
     )
     # Numeric columns sort on data-sort; a missing value sorts last.
@@ -684,8 +763,9 @@ def comparison_page(catalog: Catalog, context: SiteContext) -> str:
             numeric(relative.get("forward_s"), _number(relative.get("forward_s")) + "×"),
             numeric(relative.get("peak_bytes"), _number(relative.get("peak_bytes")) + "×"),
         ]
-        rows.append(f'<tr data-classes="{html_text(" ".join(e.taxonomy))}">' + "".join(cells)
-                    + "</tr>")
+        rows.append(
+            f'<tr data-classes="{html_text(" ".join(e.taxonomy))}">' + "".join(cells) + "</tr>"
+        )
     options = "".join(
         f'<option value="{html_text(c.code)}">{html_text(c.code)} · {html_text(c.name)}</option>'
         for c in catalog.taxonomy
@@ -697,31 +777,33 @@ def comparison_page(catalog: Catalog, context: SiteContext) -> str:
         if source
         else "Measured columns are empty: no measurement is in the catalog yet."
     )
-    return "\n".join([
-        # The table needs the full width: no navigation or table-of-contents columns.
-        "---\nhide:\n  - navigation\n  - toc\n---",
-        "# Comparison",
-        "",
-        "Every model of the catalog. Click a column header to sort; type to filter by name "
-        "or class. Claimed complexities sort by their growth in n. " + measured_note,
-        "",
-        '<div class="atlas-filter">',
-        '<input id="comparison-filter" type="search" placeholder="Filter models…" '
-        'aria-label="Filter models">',
-        f'<select id="comparison-class" aria-label="Class"><option value="">all classes</option>'
-        f"{options}</select>",
-        "</div>",
-        "",
-        '<div class="atlas-table-wrapper">',
-        '<table class="atlas-sortable" id="comparison-table">',
-        f"<thead><tr>{head}</tr></thead>",
-        "<tbody>",
-        *rows,
-        "</tbody>",
-        "</table>",
-        "</div>",
-        "",
-    ])
+    return "\n".join(
+        [
+            # The table needs the full width: no navigation or table-of-contents columns.
+            "---\nhide:\n  - navigation\n  - toc\n---",
+            "# Comparison",
+            "",
+            "Every model of the catalog. Click a column header to sort; type to filter by name "
+            "or class. Claimed complexities sort by their growth in n. " + measured_note,
+            "",
+            '<div class="atlas-filter">',
+            '<input id="comparison-filter" type="search" placeholder="Filter models…" '
+            'aria-label="Filter models">',
+            '<select id="comparison-class" aria-label="Class">'
+            f'<option value="">all classes</option>{options}</select>',
+            "</div>",
+            "",
+            '<div class="atlas-table-wrapper">',
+            '<table class="atlas-sortable" id="comparison-table">',
+            f"<thead><tr>{head}</tr></thead>",
+            "<tbody>",
+            *rows,
+            "</tbody>",
+            "</table>",
+            "</div>",
+            "",
+        ]
+    )
 
 
 def benchmark_plots(catalog: Catalog, context: SiteContext) -> dict[str, str]:
@@ -729,20 +811,28 @@ def benchmark_plots(catalog: Catalog, context: SiteContext) -> dict[str, str]:
     plots: dict[str, str] = {}
     for measurement in context.measurements:
         for c in catalog.taxonomy:
-            members = [e for e in _by_name(_models(catalog)) if c.code in e.taxonomy
-                       and measurement.result(e.id)]
+            members = [
+                e
+                for e in _by_name(_models(catalog))
+                if c.code in e.taxonomy and measurement.result(e.id)
+            ]
             if not members:
                 continue
             for figure in ("forward_s", "peak_bytes", "flops"):
                 label, formatter = FIGURES[figure]
                 # Past the palette's colours, lines are dotted so that none look alike.
                 series = [
-                    Series(e.name, measurement.points(e.id, figure), PALETTE[i % len(PALETTE)],
-                           dotted=i >= len(PALETTE))
+                    Series(
+                        e.name,
+                        measurement.points(e.id, figure),
+                        PALETTE[i % len(PALETTE)],
+                        dotted=i >= len(PALETTE),
+                    )
                     for i, e in enumerate(members)
                 ]
-                series.append(Series("dense", measurement.points("dense", figure), DENSE_COLOUR,
-                                     dashed=True))
+                series.append(
+                    Series("dense", measurement.points("dense", figure), DENSE_COLOUR, dashed=True)
+                )
                 plots[f"{measurement.name}-{c.code}-{figure}.svg"] = loglog_svg(
                     series, title=f"{c.name}: {label}", ylabel=label, y_format=formatter
                 )
@@ -750,6 +840,7 @@ def benchmark_plots(catalog: Catalog, context: SiteContext) -> dict[str, str]:
 
 
 def benchmarks_page(catalog: Catalog, context: SiteContext, plots: Iterable[str]) -> str:
+    """Time, memory and FLOPs plots per family, and the run's machine and command."""
     lines = [
         "# Benchmarks",
         "",
@@ -760,16 +851,19 @@ def benchmarks_page(catalog: Catalog, context: SiteContext, plots: Iterable[str]
         "",
     ]
     if not context.measurements:
-        lines += ['!!! note "Not measured yet"',
-                  "    No measurement is in `catalog/measurements/` yet. Run "
-                  "`python -m tools.measure` to produce one; the site draws it on the next build.",
-                  ""]
+        lines += [
+            '!!! note "Not measured yet"',
+            "    No measurement is in `catalog/measurements/` yet. Run "
+            "`python -m tools.measure` to produce one; the site draws it on the next build.",
+            "",
+        ]
         return "\n".join(lines)
     available = set(plots)
     for measurement in context.measurements:
         data = measurement.data
         setup = data.get("setup", {})
         machine = data.get("machine", {})
+        rate = format_count(float(data.get("matmul_flop_rate") or 0))
         lines += [
             f"## {md_text(measurement.label)}",
             "",
@@ -780,7 +874,7 @@ def benchmarks_page(catalog: Catalog, context: SiteContext, plots: Iterable[str]
             f"| torch | {md_text(str(data.get('torch', '—')))} |",
             f"| setup | {md_text(', '.join(f'{k} {v}' for k, v in setup.items()))} |",
             f"| date | {md_text(str(data.get('date', '—')))} |",
-            f"| dense matmul rate | {format_count(float(data.get('matmul_flop_rate') or 0))}FLOP/s |",
+            f"| dense matmul rate | {rate}FLOP/s |",
             "",
             "Command:",
             "",
@@ -788,25 +882,35 @@ def benchmarks_page(catalog: Catalog, context: SiteContext, plots: Iterable[str]
             "",
         ]
         for c in catalog.taxonomy:
-            names = [f"{measurement.name}-{c.code}-{f}.svg" for f in ("forward_s", "peak_bytes",
-                                                                       "flops")]
+            names = [
+                f"{measurement.name}-{c.code}-{f}.svg" for f in ("forward_s", "peak_bytes", "flops")
+            ]
             if not all(name in available for name in names):
                 continue
             lines += [f"### {md_text(c.name)} ({md_text(c.code)})", ""]
             for name, tab in zip(names, ("Time", "Memory", "FLOPs"), strict=True):
-                lines += [f'=== "{tab}"', "",
-                          f"    ![{md_text(c.name)}: {tab.lower()} against n]"
-                          f"(../generated/benchmarks/{name}){{ .atlas-plot }}", ""]
-        rows = ["| mechanism | claimed time | fwd exp. | fwd+bwd exp. | memory exp. | FLOPs exp. "
-                "| time at 4k / dense | memory at 4k / dense | crossover n |",
-                "|---|---|---|---|---|---|---|---|---|"]
+                lines += [
+                    f'=== "{tab}"',
+                    "",
+                    f"    ![{md_text(c.name)}: {tab.lower()} against n]"
+                    f"(../generated/benchmarks/{name}){{ .atlas-plot }}",
+                    "",
+                ]
+        rows = [
+            "| mechanism | claimed time | fwd exp. | fwd+bwd exp. | memory exp. | FLOPs exp. "
+            "| time at 4k / dense | memory at 4k / dense | crossover n |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
         for key, result in sorted(data.get("results", {}).items()):
             exponents = result.get("exponents") or {}
             relative = result.get("relative_to_dense") or {}
             crossover = (result.get("crossover_n") or {}).get("forward_s")
             id = str(result.get("id", key))
-            name = (f"[{md_text(catalog.entries[id].name)}](../papers/{id}.md)"
-                    if id in catalog.entries else md_text(id))
+            name = (
+                f"[{md_text(catalog.entries[id].name)}](../papers/{id}.md)"
+                if id in catalog.entries
+                else md_text(id)
+            )
             claimed = (result.get("claimed") or {}).get("time")
             rows.append(
                 f"| {name}{' (causal)' if result.get('causal') else ''} "
@@ -822,58 +926,72 @@ def benchmarks_page(catalog: Catalog, context: SiteContext, plots: Iterable[str]
 
 
 def downloads_page(catalog: Catalog) -> str:
-    return "\n".join([
-        "# Downloads",
-        "",
-        f"The whole catalog ({len(catalog.entries)} entries), generated from "
-        "`catalog/papers/` at each build:",
-        "",
-        "- [atlas.bib](atlas.bib): BibTeX, one record per paper under its stable citekey.",
-        "- [atlas.csl.json](atlas.csl.json): CSL-JSON, for Zotero, Pandoc and citeproc.",
-        "- [atlas.json](atlas.json): every field of every entry, as in the YAML.",
-        "",
-        "The same files come from the command line:",
-        "",
-        fence("python -m tools.catalog export --format bibtex -o atlas.bib\n"
-              "python -m tools.catalog export --format csljson -o atlas.csl.json\n"
-              "python -m tools.catalog export --format json -o atlas.json", "bash"),
-        "",
-    ])
+    """Links to the whole catalog as BibTeX, CSL-JSON and JSON (``downloads/index.md``)."""
+    return "\n".join(
+        [
+            "# Downloads",
+            "",
+            f"The whole catalog ({len(catalog.entries)} entries), generated from "
+            "`catalog/papers/` at each build:",
+            "",
+            "- [atlas.bib](atlas.bib): BibTeX, one record per paper under its stable citekey.",
+            "- [atlas.csl.json](atlas.csl.json): CSL-JSON, for Zotero, Pandoc and citeproc.",
+            "- [atlas.json](atlas.json): every field of every entry, as in the YAML.",
+            "",
+            "The same files come from the command line:",
+            "",
+            fence(
+                "python -m tools.catalog export --format bibtex -o atlas.bib\n"
+                "python -m tools.catalog export --format csljson -o atlas.csl.json\n"
+                "python -m tools.catalog export --format json -o atlas.json",
+                "bash",
+            ),
+            "",
+        ]
+    )
 
 
 def reference_page(catalog: Catalog, context: SiteContext) -> str:
+    """The API reference of ``implementations`` (``reference/index.md``)."""
     rows = ["| mechanism | kind | causal | module |", "|---|---|---|---|"]
     for id, info in sorted(context.mechanisms.items()):
         name = catalog.entries[id].name if id in catalog.entries else id
-        rows.append(f"| [{md_text(name)}](../papers/{id}.md) | {info.kind} | "
-                    f"{'yes' if info.supports_causal else 'no'} | `{info.module}` |")
+        rows.append(
+            f"| [{md_text(name)}](../papers/{id}.md) | {info.kind} | "
+            f"{'yes' if info.supports_causal else 'no'} | `{info.module}` |"
+        )
     listing = rows if len(rows) > 2 else ["No catalog entry names an implementation yet."]
-    return "\n".join([
-        "# API reference",
-        "",
-        "The `implementations` package: one module per mechanism, registered under its "
-        "catalog id, built through one interface. Each mechanism's own API is documented on "
-        "its paper's page.",
-        "",
-        fence('import torch\nimport implementations\n\n'
-              'print(implementations.available()[:3])\n'
-              'layer = implementations.build("dense", dim=64, heads=4)\n'
-              "assert layer(torch.randn(2, 10, 64)).shape == (2, 10, 64)\n",
-              "python", 'title="The interface"'),
-        "",
-        "## Mechanisms",
-        "",
-        *listing,
-        "",
-        "## The registry",
-        "",
-        "::: implementations._registry",
-        "",
-        "## Exact attention (the reference)",
-        "",
-        "::: implementations.dense",
-        "",
-    ])
+    return "\n".join(
+        [
+            "# API reference",
+            "",
+            "The `implementations` package: one module per mechanism, registered under its "
+            "catalog id, built through one interface. Each mechanism's own API is documented on "
+            "its paper's page.",
+            "",
+            fence(
+                "import torch\nimport implementations\n\n"
+                "print(implementations.available()[:3])\n"
+                'layer = implementations.build("dense", dim=64, heads=4)\n'
+                "assert layer(torch.randn(2, 10, 64)).shape == (2, 10, 64)\n",
+                "python",
+                'title="The interface"',
+            ),
+            "",
+            "## Mechanisms",
+            "",
+            *listing,
+            "",
+            "## The registry",
+            "",
+            "::: implementations._registry",
+            "",
+            "## Exact attention (the reference)",
+            "",
+            "::: implementations.dense",
+            "",
+        ]
+    )
 
 
 # ----------------------------------------------------------------------------- all pages
@@ -891,13 +1009,13 @@ def render_pages(catalog: Catalog, context: SiteContext) -> dict[str, str]:
             plot = f"../generated/plots/{entry.id}.svg"
         files[f"papers/{entry.id}.md"] = paper_page(entry, catalog, context, slugs, plot)
     files["papers/index.md"] = papers_index(catalog)
+    plots = benchmark_plots(catalog, context)
     files["taxonomy/index.md"] = taxonomy_index(catalog)
     for c in catalog.taxonomy:
-        files[f"taxonomy/{c.code}.md"] = taxonomy_page(c.code, catalog, context)
+        files[f"taxonomy/{c.code}.md"] = taxonomy_page(c.code, catalog, context, plots)
     files["comparison/index.md"] = comparison_page(catalog, context)
     files["authors/index.md"] = authors_index(catalog)
     files["timeline/index.md"] = timeline_page(catalog)
-    plots = benchmark_plots(catalog, context)
     files.update({f"generated/benchmarks/{name}": svg for name, svg in plots.items()})
     files["benchmarks/index.md"] = benchmarks_page(catalog, context, plots)
     files["downloads/index.md"] = downloads_page(catalog)

@@ -357,9 +357,10 @@ def taxonomy_svg(
     for code, name in classes:
         y = class_y[code]
         body.append(
-            f'<a href="{_x(class_href(code))}"><rect x="10" y="{y - 15:.1f}" width="{box_right - 10}" '
-            f'height="30" rx="6" fill="{colour[code]}" fill-opacity="0.15" '
-            f'stroke="{colour[code]}"/><text x="22" y="{y + 5:.1f}" font-size="14">'
+            f'<a href="{_x(class_href(code))}"><rect x="10" y="{y - 15:.1f}" '
+            f'width="{box_right - 10}" height="30" rx="6" fill="{colour[code]}" '
+            f'fill-opacity="0.15" stroke="{colour[code]}"/>'
+            f'<text x="22" y="{y + 5:.1f}" font-size="14">'
             f'<tspan font-weight="700">{_x(code)}</tspan> · {_x(name)}</text></a>'
         )
     for id, name, _ in ranked:
