@@ -55,9 +55,11 @@ related:
   - linformer
 """
 
-LINFORMER = VALID.replace("id: performer", "id: linformer").replace(
-    "citekey: choromanski2021rethinking", "citekey: wang2020linformer"
-).replace("  - linformer\n", "  - performer\n")
+LINFORMER = (
+    VALID.replace("id: performer", "id: linformer")
+    .replace("citekey: choromanski2021rethinking", "citekey: wang2020linformer")
+    .replace("  - linformer\n", "  - performer\n")
+)
 
 
 def make_catalog(tmp_path: Path, files: dict[str, str]) -> Path:
@@ -122,7 +124,9 @@ def test_unknown_field_and_unexplained_symbol(tmp_path: Path) -> None:
 def test_duplicate_id_is_reported_in_both_files(tmp_path: Path) -> None:
     copy = VALID.replace("citekey: choromanski2021rethinking", "citekey: other2021")
     found = problems(make_catalog(tmp_path, {"performer-copy.yaml": copy}))
-    assert any(p.startswith("papers/performer-copy.yaml:2: id: duplicate id 'performer'") for p in found)
+    assert any(
+        p.startswith("papers/performer-copy.yaml:2: id: duplicate id 'performer'") for p in found
+    )
     assert any(p.startswith("papers/performer.yaml:2: id: duplicate id 'performer'") for p in found)
     assert any("must equal the file name" in p for p in found)
 
@@ -130,13 +134,17 @@ def test_duplicate_id_is_reported_in_both_files(tmp_path: Path) -> None:
 def test_duplicate_citekey(tmp_path: Path) -> None:
     other = LINFORMER.replace("citekey: wang2020linformer", "citekey: choromanski2021rethinking")
     found = problems(make_catalog(tmp_path, {"linformer.yaml": other}))
-    assert any(p.startswith("papers/performer.yaml:13: citekey: duplicate citekey") for p in found), found
+    assert any(
+        p.startswith("papers/performer.yaml:13: citekey: duplicate citekey") for p in found
+    ), found
 
 
 def test_yaml_syntax_error_and_duplicate_key(tmp_path: Path) -> None:
     broken = with_line(6, "authors: [Krzysztof\n")
     duplicated = with_line(10, "venue: ICLR 2021\nvenue: ICML 2021\n", LINFORMER)
-    found = problems(make_catalog(tmp_path, {"performer.yaml": broken, "linformer.yaml": duplicated}))
+    found = problems(
+        make_catalog(tmp_path, {"performer.yaml": broken, "linformer.yaml": duplicated})
+    )
     assert any(p.startswith("papers/performer.yaml:") and "YAML syntax error" in p for p in found)
     assert "papers/linformer.yaml:11: venue: duplicate key 'venue'" in found
 
@@ -146,7 +154,10 @@ def test_all_problems_reported_at_once_with_nonzero_exit(tmp_path: Path) -> None
     root = make_catalog(tmp_path, {"performer.yaml": bad, "linformer.yaml": "id: [\n"})
     result = subprocess.run(
         [sys.executable, "-m", "tools.catalog", "--root", str(root), "check"],
-        capture_output=True, text=True, cwd=ROOT, check=False,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
     )
     assert result.returncode == 1
     assert "performer.yaml:9: year:" in result.stderr
@@ -163,8 +174,10 @@ def test_implementation_must_be_registered(tmp_path: Path) -> None:
 
 def test_model_without_hand_fields_must_be_a_draft(tmp_path: Path) -> None:
     text = VALID.split("taxonomy:")[0] + "related: []\n"
-    assert any("needs complexity, decode, summary, taxonomy" in p
-               for p in problems(make_catalog(tmp_path, {"performer.yaml": text})))
+    assert any(
+        "needs complexity, decode, summary, taxonomy" in p
+        for p in problems(make_catalog(tmp_path, {"performer.yaml": text}))
+    )
     drafted = text.replace("kind: model\n", "kind: model\ndraft: true\n")
     assert problems(make_catalog(tmp_path / "2", {"performer.yaml": drafted})) == []
 
@@ -176,7 +189,17 @@ def test_shipped_catalog_is_valid_and_complete() -> None:
     assert sum(e.kind == "survey" for e in catalog.entries.values()) == 1
     rows = sorted(e.survey.row for e in catalog.entries.values() if e.survey)
     assert rows == list(range(1, 34)), "every row of the survey's Table 1, once"
-    assert [c.code for c in catalog.taxonomy] == ["FP", "CP", "LP", "M", "LR", "KR", "RC", "DS", "Sparse"]
+    assert [c.code for c in catalog.taxonomy] == [
+        "FP",
+        "CP",
+        "LP",
+        "M",
+        "LR",
+        "KR",
+        "RC",
+        "DS",
+        "Sparse",
+    ]
     assert not any(entry.draft for entry in catalog.entries.values())
 
 

@@ -8,8 +8,13 @@ import sys
 from pathlib import Path
 
 import bibtexparser
-from citeproc import Citation, CitationItem, CitationStylesBibliography, CitationStylesStyle
-from citeproc import formatter
+from citeproc import (
+    Citation,
+    CitationItem,
+    CitationStylesBibliography,
+    CitationStylesStyle,
+    formatter,
+)
 from citeproc.source.json import CiteProcJSON
 
 from tools.catalog import ROOT, load_catalog
@@ -69,14 +74,29 @@ def test_json_round_trips_to_the_same_entries() -> None:
 def test_export_command_writes_file(tmp_path: Path) -> None:
     output = tmp_path / "atlas.bib"
     dry = subprocess.run(
-        [sys.executable, "-m", "tools.catalog", "export", "--format", "bibtex",
-         "-o", str(output), "--dry-run"],
-        cwd=ROOT, capture_output=True, text=True, check=False,
+        [
+            sys.executable,
+            "-m",
+            "tools.catalog",
+            "export",
+            "--format",
+            "bibtex",
+            "-o",
+            str(output),
+            "--dry-run",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert dry.returncode == 0 and not output.exists()
     result = subprocess.run(
         [sys.executable, "-m", "tools.catalog", "export", "--format", "bibtex", "-o", str(output)],
-        cwd=ROOT, capture_output=True, text=True, check=False,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     assert output.read_text() == render(CATALOG, "bibtex")

@@ -195,9 +195,7 @@ def parse_full(
     return _Parser(text.strip(), length_symbol, scaling or {}).parse()
 
 
-def parse(
-    text: str, length_symbol: str = "n", scaling: dict[str, float] | None = None
-) -> Growth:
+def parse(text: str, length_symbol: str = "n", scaling: dict[str, float] | None = None) -> Growth:
     """The growth in ``length_symbol`` that the big-O string ``text`` claims.
 
     Symbols are constants unless ``scaling`` says how they grow with the length: a
