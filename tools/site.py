@@ -19,8 +19,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
-import re
-import subprocess
 import sys
 import threading
 import time
@@ -28,6 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from tools import project as project_identity
 from tools.catalog import CATALOG_DIR, Catalog, Store, load_catalog
 from tools.site_mechanisms import read_mechanism
 from tools.site_pages import Measurement, SiteContext, render_pages
@@ -70,34 +69,6 @@ class Changes:
         )
 
 
-def repo_url(project: Path) -> str | None:
-    """The repository address, set once as ``repo_url`` in ``mkdocs.yml`` (or None)."""
-    config = project / "mkdocs.yml"
-    if not config.exists():
-        return None
-    match = re.search(
-        r"^repo_url:\s*['\"]?([^'\"\s#]+)", config.read_text(encoding="utf-8"), re.MULTILINE
-    )
-    return match.group(1) if match else None
-
-
-def current_commit(project: Path) -> str | None:
-    """The checked-out commit, to pin source links (read-only git)."""
-    try:
-        result = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=project,
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    commit = result.stdout.strip()
-    return commit if result.returncode == 0 and re.fullmatch(r"[0-9a-f]{40}", commit) else None
-
-
 def load_measurements(catalog_root: Path) -> list[Measurement]:
     """The measurement files of the catalog, CPU first; malformed ones are skipped."""
     store = Store(catalog_root)
@@ -114,6 +85,14 @@ def load_measurements(catalog_root: Path) -> list[Measurement]:
     return sorted(found, key=lambda m: (not m.name.startswith("cpu"), m.name))
 
 
+def _commit_or_none() -> str | None:
+    """The commit to pin source links to; None outside a git checkout (links a copy)."""
+    try:
+        return project_identity.commit()
+    except project_identity.NotACheckoutError:
+        return None
+
+
 def site_context(catalog: Catalog, project: Path, source_root: Path = ROOT) -> SiteContext:
     """Measurements, implementations (read from source) and the source-link settings."""
     mechanisms = {}
@@ -125,8 +104,8 @@ def site_context(catalog: Catalog, project: Path, source_root: Path = ROOT) -> S
     return SiteContext(
         measurements=load_measurements(catalog.root),
         mechanisms=mechanisms,
-        repo_url=repo_url(project),
-        commit=current_commit(source_root),
+        repo_url=project_identity.configured("repo_url"),
+        commit=_commit_or_none(),
     )
 
 
