@@ -41,7 +41,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError
@@ -98,23 +105,30 @@ class _Strict(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid", populate_by_name=True)
 
 
-class Complexity(_Strict):
-    """Claimed asymptotic cost of one layer in the sequence length ``n``."""
+def _parsable(parse: Any) -> AfterValidator:
+    """A validator that accepts a big-O string when ``parse`` accepts it."""
 
-    time: str = Field(description="Big-O time, e.g. O(n log n)")
-    memory: str = Field(description="Big-O memory, e.g. O(n w)")
-    symbols: dict[str, str] = Field(
-        default_factory=dict, description="Every symbol other than n, explained (w: window size)"
-    )
-
-    @field_validator("time", "memory")
-    @classmethod
-    def _parses(cls, value: str) -> str:
+    def check(value: str) -> str:
         try:
-            parse_full(value)
+            parse(value)
         except ComplexityError as error:
             raise ValueError(f"unparsable complexity: {error}") from None
         return value
+
+    return AfterValidator(check)
+
+
+BigO = Annotated[str, _parsable(parse_full)]
+
+
+class Complexity(_Strict):
+    """Claimed asymptotic cost of one layer in the sequence length ``n``."""
+
+    time: BigO = Field(description="Big-O time, e.g. O(n log n)")
+    memory: BigO = Field(description="Big-O memory, e.g. O(n w)")
+    symbols: dict[str, str] = Field(
+        default_factory=dict, description="Every symbol other than n, explained (w: window size)"
+    )
 
     @model_validator(mode="after")
     def _symbols_explained(self) -> Complexity:
@@ -125,22 +139,16 @@ class Complexity(_Strict):
         return self
 
 
+SurveyBigO = Annotated[str, _parsable(lambda text: survey_growth_symbol(text))]
+
+
 class SurveyRow(_Strict):
     """The survey's Table 1 row for this model, exactly as printed."""
 
     row: int = Field(ge=1, description="Position in Table 1 (1-based)")
     class_: str = Field(alias="class", description='Class as printed, e.g. "FP+M"')
-    complexity: str = Field(description="Complexity as printed, N for the length")
+    complexity: SurveyBigO = Field(description="Complexity as printed, N for the length")
     decode: bool
-
-    @field_validator("complexity")
-    @classmethod
-    def _parses(cls, value: str) -> str:
-        try:
-            survey_growth_symbol(value)
-        except ComplexityError as error:
-            raise ValueError(f"unparsable complexity: {error}") from None
-        return value
 
 
 class ZoteroLink(_Strict):
