@@ -329,7 +329,7 @@ def results_name(setup: Setup) -> str:
 def print_table(results: dict[str, Any], stream: Any = sys.stdout) -> None:
     """The closing table: claimed complexity, measured exponents, 4k ratios, crossover."""
     header = (
-        f"{'mechanism':<34} {'claimed time':<18} {'FLOP exp':>8} {'mem exp':>8} "
+        f"{'mechanism':<34} {'claimed time':<26} {'FLOP exp':>8} {'mem exp':>8} "
         f"{'fwd exp':>8} {'t@4k/dense':>10} {'m@4k/dense':>10} {'crossover':>9}"
     )
     print(header, file=stream)
@@ -344,7 +344,7 @@ def print_table(results: dict[str, Any], stream: Any = sys.stdout) -> None:
             return f"{value:>{width}.{digits}f}" if value is not None else f"{'-':>{width}}"
 
         print(
-            f"{key:<34} {(result.get('claimed') or {}).get('time', '-'):<18} "
+            f"{key:<34} {(result.get('claimed') or {}).get('time', '-'):<26} "
             f"{number(fitted.get('flops'), 8)} {number(fitted.get('peak_bytes'), 8)} "
             f"{number(fitted.get('forward_s'), 8)} {number(relative.get('forward_s'), 10)} "
             f"{number(relative.get('peak_bytes'), 10)} "
