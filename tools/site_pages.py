@@ -371,7 +371,7 @@ def _complexity_section(entry: Entry, context: SiteContext, plot_path: str | Non
             "{ .atlas-plot }"
         )
         crossings = [
-            f"{md_text(m.label)}: n ≈ {r['crossover_n']['forward_s']:g}"
+            f"{md_text(m.label)}: n ≈ {r['crossover_n']['forward_s']:.0f}"
             for m, r in measured
             if (r.get("crossover_n") or {}).get("forward_s") and not r.get("causal")
         ]
@@ -919,7 +919,7 @@ def benchmarks_page(catalog: Catalog, context: SiteContext, plots: Iterable[str]
                 f"| {_number(exponents.get('forward_backward_s'))} "
                 f"| {_number(exponents.get('peak_bytes'))} | {_number(exponents.get('flops'))} "
                 f"| {_number(relative.get('forward_s'))} | {_number(relative.get('peak_bytes'))} "
-                f"| {f'{crossover:g}' if isinstance(crossover, int | float) else '—'} |"
+                f"| {f'{crossover:.0f}' if isinstance(crossover, int | float) else '—'} |"
             )
         lines += ["### Every mechanism", "", *rows, ""]
     return "\n".join(lines)
