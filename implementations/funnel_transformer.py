@@ -196,6 +196,14 @@ class FunnelTransformer(nn.Module):
         windows, _ = pad_to_multiple(mask, self.stride, dim=-1, value=False)
         return chunk(windows, self.stride, dim=-1).any(-1)
 
+    def pool_residual(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
+        """The residual stream pooled like the queries, $h' = \\mathrm{Pool}(h)$.
+
+        A Transformer block adds the attention output to this, as the paper does, rather
+        than to a generic resampling of ``x``: ``[b, n, dim] -> [b, ceil(n / s), dim]``.
+        """
+        return pool(x, default_mask(mask, x), self.stride, self.pooling)[0]
+
     def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
         """``x`` ``[b, n, dim]``, ``mask`` bool ``[b, n]`` -> ``[b, ceil(n / s), dim]``."""
         mask = default_mask(mask, x)

@@ -20,9 +20,10 @@ How each kind plugs in:
   in :attr:`TransformerOutput.memories` and is passed back in on the next call (the
   segment recurrence). Padding masks are not part of this contract.
 * ``downsample``: the layer returns ``output_length(n)`` positions. The residual is the
-  input average-pooled to that length (padding zeroed first), and the mask is
-  max-pooled (a pooled position is real when any position of its window is), unless
-  the module defines ``output_mask(mask)``, which is then used instead.
+  input pooled by the module's own ``pool_residual(x, mask)`` when it defines one (the
+  Funnel-Transformer pools the stream as it pools its queries), else average-pooled to
+  that length (padding zeroed first); the mask is max-pooled (a pooled position is real
+  when any position of its window is), unless the module defines ``output_mask(mask)``.
 * ``ffn``: ``FFN(LN(h)) -> (y, aux_loss)``; the auxiliary losses (e.g. load balancing
   of a mixture of experts) of every layer are summed into
   :attr:`TransformerOutput.aux_loss`.
@@ -203,9 +204,13 @@ class Transformer(nn.Module):
         """The residual stream and mask shortened to ``n_out`` positions."""
         if n_out == x.shape[1]:
             return x, mask
-        # Zero padded positions so their values cannot reach real pooled positions.
-        pooled = F.adaptive_avg_pool1d(zero_padding(x, mask).transpose(1, 2), n_out)
-        x = pooled.transpose(1, 2)  # [b, n_out, dim]
+        if hasattr(layer, "pool_residual"):  # the paper's own pooling of the stream
+            pooled_x = layer.pool_residual(x, mask)  # [b, n_out, dim]
+        else:
+            # Zero padded positions so their values cannot reach real pooled positions.
+            pooled = F.adaptive_avg_pool1d(zero_padding(x, mask).transpose(1, 2), n_out)
+            pooled_x = pooled.transpose(1, 2)  # [b, n_out, dim]
+        x = pooled_x
         if mask is not None:
             if hasattr(layer, "output_mask"):
                 mask = layer.output_mask(mask)

@@ -90,3 +90,18 @@ def test_bad_configurations() -> None:
         Transformer(DIM, depth=1, heads=HEADS, attention=ffn)
     with pytest.raises(ValueError, match="ffn"):
         Transformer(DIM, depth=1, heads=HEADS, ffn="dense")
+
+
+def test_funnel_residual_is_pooled_like_its_queries() -> None:
+    """With an odd length, a stride-2 funnel pools windows [0,2), [2,4), [4,5) of the stream."""
+    from implementations.funnel_transformer import pool
+
+    torch.manual_seed(0)
+    model = Transformer(dim=16, depth=1, heads=2, attention="funnel-transformer")
+    layer = model.attns[0]
+    x = torch.randn(2, 5, 16)
+    mask = torch.tensor([[True] * 5, [True, True, True, False, False]])
+    residual, pooled_mask = model._downsample_residual(layer, x, mask, 3)
+    expected, expected_mask = pool(x, mask, stride=2)
+    torch.testing.assert_close(residual, expected)
+    assert pooled_mask.tolist() == expected_mask.tolist() == [[True] * 3, [True, True, False]]
