@@ -35,6 +35,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -275,8 +276,23 @@ def crossover(points: Sequence[dict], dense: Sequence[dict], figure: str) -> flo
     return round(math.exp(math.log(n0) + fraction * (math.log(n1) - math.log(n0))), 1)
 
 
-def summarise(results: dict[str, Any], catalog: Catalog, flop_rate: float) -> None:
-    """Add exponents, crossovers and ratios at :data:`REPORT_LENGTH` to every result."""
+def materialised_softmax_bytes(n: int, setup: Setup) -> int:
+    """Bytes of the n×n attention matrix of every head, the memory fused kernels avoid.
+
+    Examples:
+        >>> materialised_softmax_bytes(4096, Setup(heads=8))  # 8 heads × 4096² × 4 bytes
+        536870912
+    """
+    element = torch.empty((), dtype=setup.torch_dtype).element_size()
+    return setup.batch * setup.heads * n * n * element
+
+
+def summarise(results: dict[str, Any], catalog: Catalog, flop_rate: float, setup: Setup) -> None:
+    """Add exponents, crossovers and ratios at :data:`REPORT_LENGTH` to every result.
+
+    Memory is compared twice: with ``dense``, whose fused CPU kernel never stores the
+    n×n matrix, and with that n×n matrix itself, which a textbook softmax materialises.
+    """
     for result in results.values():
         points = [p for p in result["points"] if "flops" in p]
         result["exponents"] = exponents(points)
@@ -295,6 +311,14 @@ def summarise(results: dict[str, Any], catalog: Catalog, flop_rate: float) -> No
                 if dense_at[REPORT_LENGTH][figure]
             }
             if REPORT_LENGTH in at and REPORT_LENGTH in dense_at
+            else None
+        )
+        result["memory_vs_materialised_softmax"] = (
+            round(
+                at[REPORT_LENGTH]["peak_bytes"] / materialised_softmax_bytes(REPORT_LENGTH, setup),
+                4,
+            )
+            if REPORT_LENGTH in at
             else None
         )
         for point in points:
@@ -326,8 +350,9 @@ def results_name(setup: Setup) -> str:
     return f"measurements/{device}-{setup.dtype}.json"
 
 
-def print_table(results: dict[str, Any], stream: Any = sys.stdout) -> None:
+def print_table(results: dict[str, Any], stream: Any = None) -> None:
     """The closing table: claimed complexity, measured exponents, 4k ratios, crossover."""
+    stream = stream or sys.stdout  # looked up now, so redirected output is honoured
     header = (
         f"{'mechanism':<34} {'claimed time':<26} {'FLOP exp':>8} {'mem exp':>8} "
         f"{'fwd exp':>8} {'t@4k/dense':>10} {'m@4k/dense':>10} {'crossover':>9}"
@@ -373,9 +398,10 @@ def main(argv: list[str] | None = None) -> int:
         help="skip a length whose forward+backward is predicted to take longer",
     )
     parser.add_argument("--dry-run", action="store_true", help="measure but write nothing")
+    parser.add_argument("--catalog", type=Path, help="catalog folder (default: catalog/)")
     args = parser.parse_args(argv)
 
-    catalog = load_catalog()
+    catalog = load_catalog(args.catalog)
     ids = args.mechanisms.split(",") if args.mechanisms else implementations.available()
     for id in ids:
         implementations.mechanism(id)  # fail early on a typo
@@ -390,17 +416,20 @@ def main(argv: list[str] | None = None) -> int:
     setup = Setup(args.dim, args.heads, 1, args.device, args.dtype, args.threads)
     torch.set_num_threads(setup.threads)
 
-    store = Store(dry_run=args.dry_run)
+    store = Store(args.catalog, dry_run=args.dry_run)
     name = results_name(setup)
     saved = store.read_data(name) or {}
     resumable = saved.get("setup") == asdict(setup)
     results: dict[str, Any] = saved.get("results", {}) if resumable else {}
-    flop_rate = matmul_flop_rate(setup)
+    now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    # A resumed run continues the first one: same reference rate, same start date.
+    flop_rate = saved["matmul_flop_rate"] if resumable else matmul_flop_rate(setup)
     meta = {
         "setup": asdict(setup),
         "machine": machine_description(),
         "torch": torch.__version__,
-        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "date": saved.get("date", now) if resumable else now,
+        "last_resumed": now if resumable else None,
         "command": "python -m tools.measure "
         + " ".join(argv if argv is not None else sys.argv[1:]),
         "matmul_flop_rate": flop_rate,
@@ -445,7 +474,7 @@ def main(argv: list[str] | None = None) -> int:
         result["points"].sort(key=lambda p: p["n"])
         store.write_data(name, {**meta, "results": results})
         store.commit()
-    summarise(results, catalog, flop_rate)
+    summarise(results, catalog, flop_rate, setup)
     store.write_data(name, {**meta, "results": results})
     written = store.commit()
     print_table(results)
