@@ -420,7 +420,7 @@ def synchronise(store: Store, catalog: Catalog, fetched: Fetched, add_new: bool)
     citekey_owners = {entry.citekey: entry_id for entry_id, entry in catalog.entries.items()}
     for match in result.matched:
         _update(store, match, citekey_owners, report)
-    taken_ids = set(catalog.entries) | {path.stem for path in catalog.papers_dir.glob("*.yaml")}
+    taken_ids = set(catalog.entries)  # the sync refuses a catalog with invalid files
     for unmatched in result.unmatched:
         if not add_new:
             report.unmatched.append(unmatched)
