@@ -523,15 +523,16 @@ def _default_mode() -> int:
     return 0o666 & ~umask
 
 
-def atomic_write(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so that readers see the old file or the new, never half."""
+def atomic_write(path: Path, text: str | bytes) -> None:
+    """Write ``text`` (UTF-8) or bytes to ``path``: readers see the old file or the new,
+    never half of one."""
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         # mkstemp creates the file private (0600); keep the old file's mode, or the umask's.
         os.chmod(temporary, path.stat().st_mode & 0o777 if path.exists() else _default_mode())
-        with os.fdopen(handle, "w", encoding="utf-8", newline="") as stream:
-            stream.write(text)
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(text.encode("utf-8") if isinstance(text, str) else text)
             stream.flush()
             os.fsync(stream.fileno())
         os.replace(temporary, path)
@@ -563,7 +564,7 @@ def write_all(files: Mapping[Path, str | None]) -> None:
             if original is None:
                 path.unlink(missing_ok=True)
             else:
-                atomic_write(path, original.decode("utf-8"))
+                atomic_write(path, original)
         raise
 
 

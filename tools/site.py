@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tools import project as project_identity
-from tools.catalog import CATALOG_DIR, Catalog, Store, load_catalog
+from tools.catalog import CATALOG_DIR, Catalog, Store, atomic_write, load_catalog
 from tools.site_mechanisms import read_mechanism
 from tools.site_pages import Measurement, SiteContext, render_pages
 
@@ -93,12 +93,12 @@ def _commit_or_none() -> str | None:
         return None
 
 
-def site_context(catalog: Catalog, project: Path, source_root: Path = ROOT) -> SiteContext:
-    """Measurements, implementations (read from source) and the source-link settings."""
+def site_context(catalog: Catalog) -> SiteContext:
+    """Measurements, the registered implementations and the source-link settings."""
     mechanisms = {}
     for entry in catalog.entries.values():
         if entry.implementation:
-            info = read_mechanism(entry.id, entry.implementation, source_root)
+            info = read_mechanism(entry.id, entry.implementation)
             if info is not None:
                 mechanisms[entry.id] = info
     return SiteContext(
@@ -139,10 +139,7 @@ def write_generated(
             continue
         written.append(relative)
         if not dry_run:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            temporary = path.with_name(f".{path.name}.tmp")
-            temporary.write_bytes(data)
-            temporary.replace(path)
+            atomic_write(path, data)
     for folder in GENERATED:
         base = docs / folder
         if not base.exists():
@@ -174,7 +171,7 @@ def generate(
             print(problem, file=sys.stderr)
         print(f"{len(catalog.problems)} catalog problem(s); pages not regenerated", file=sys.stderr)
         return catalog, None
-    context = site_context(catalog, project)
+    context = site_context(catalog)
     changes = write_generated(project / "docs", render_all(catalog, context), dry_run=dry_run)
     if not quiet:
         print(

@@ -1,10 +1,8 @@
-"""What the site says about an implementation, read from its source without running it.
+"""What the site says about an implementation: its registry record and a usage snippet.
 
-The site generator reads data, never runs models: importing ``implementations`` pulls in
-torch and builds modules. The registration decorator
-(``@register("performer", kind="attention", supports_causal=True)``) is plain literal
-syntax, so it is read from the module's syntax tree instead, and the usage snippet is
-written as text that the test suite executes.
+The site generator reads data, never runs models: it takes the kind and causal support
+from the registry (the catalog check imports it anyway) and writes the usage snippet as
+text that the test suite executes.
 
 Examples:
     >>> info = MechanismInfo("dense", "implementations.dense", "Dense", "attention", True)
@@ -14,13 +12,9 @@ Examples:
 
 from __future__ import annotations
 
-import ast
 from dataclasses import dataclass
-from pathlib import Path
 
 from tools.measure_settings import options_for
-
-ROOT = Path(__file__).resolve().parents[1]
 
 # Small sizes so that every snippet runs in well under a second on a CPU.
 SNIPPET_DIM, SNIPPET_HEADS, SNIPPET_LENGTH, SNIPPET_BATCH = 64, 4, 256, 2
@@ -42,15 +36,8 @@ class MechanismInfo:
         return self.module.replace(".", "/") + ".py"
 
 
-def _literal(node: ast.expr) -> object:
-    try:
-        return ast.literal_eval(node)
-    except ValueError:
-        return None
-
-
-def read_mechanism(id: str, module: str, root: Path = ROOT) -> MechanismInfo | None:
-    """The registration of ``id`` in ``module``'s source, or None when there is none.
+def read_mechanism(id: str, module: str) -> MechanismInfo | None:
+    """What the registry says of ``id`` when ``module`` implements it, else None.
 
     Examples:
         >>> read_mechanism("dense", "implementations.dense").kind
@@ -58,32 +45,18 @@ def read_mechanism(id: str, module: str, root: Path = ROOT) -> MechanismInfo | N
         >>> read_mechanism("dense", "implementations.no_such_module") is None
         True
     """
-    path = root / (module.replace(".", "/") + ".py")
-    try:
-        tree = ast.parse(path.read_text(encoding="utf-8"))
-    except (OSError, SyntaxError, UnicodeDecodeError):
+    import implementations  # the catalog check has imported it already
+
+    if module != implementations.module_name(id) or id not in implementations.available():
         return None
-    for node in ast.walk(tree):
-        if not isinstance(node, ast.ClassDef):
-            continue
-        for decorator in node.decorator_list:
-            if not (
-                isinstance(decorator, ast.Call)
-                and getattr(decorator.func, "id", getattr(decorator.func, "attr", None))
-                == "register"
-                and decorator.args
-                and _literal(decorator.args[0]) == id
-            ):
-                continue
-            keywords = {k.arg: _literal(k.value) for k in decorator.keywords if k.arg}
-            return MechanismInfo(
-                id=id,
-                module=module,
-                class_name=node.name,
-                kind=str(keywords.get("kind", "attention")),
-                supports_causal=bool(keywords.get("supports_causal", True)),
-            )
-    return None
+    record = implementations.mechanism(id)
+    return MechanismInfo(
+        id=id,
+        module=module,
+        class_name=record.cls.__name__,
+        kind=record.kind,
+        supports_causal=record.supports_causal,
+    )
 
 
 def _options_text(id: str) -> str:

@@ -90,5 +90,3 @@ def test_longer_than_max_seq_len_is_rejected() -> None:
 def test_bad_sharing_is_rejected() -> None:
     with pytest.raises(ValueError, match="sharing"):
         implementations.build("linformer", dim=DIM, heads=H, sharing="all")
-
-
