@@ -1,7 +1,30 @@
-"""Shared pytest setup: one CPU thread (the machine is shared; results are reproducible)."""
+"""Shared pytest setup and the fixtures every room of the tests uses.
+
+* One CPU thread for torch: the machine is shared and results are reproducible.
+* :func:`catalog_copy`: a copy of the shipped catalog in a temporary folder, for any
+  test that changes catalog files (the shipped catalog is never written by a test).
+"""
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
+import pytest
 import torch
 
+from tools.catalog import CATALOG_DIR
+
 torch.set_num_threads(1)
+
+
+def copy_catalog(target: Path) -> Path:
+    """Copy the shipped catalog to ``target`` (created) and return it."""
+    shutil.copytree(CATALOG_DIR, target)
+    return target
+
+
+@pytest.fixture
+def catalog_copy(tmp_path: Path) -> Path:
+    """A fresh copy of the shipped catalog in a temporary folder, for one test."""
+    return copy_catalog(tmp_path / "catalog")

@@ -1,7 +1,7 @@
 """Shared data of the notes tests: the example note's place and a reader's note.
 
-A module of its own (not conftest.py) so that test modules can import it by a name no
-other test folder uses.
+A module of its own (not conftest.py): test modules import it as
+``tests.notes.notes_fixtures``.
 """
 
 from __future__ import annotations
@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tools.catalog import ROOT
+
 EXAMPLE_NOTES = ROOT.parent / "shared" / "examples" / "notes"
 EXAMPLE_NOTE = EXAMPLE_NOTES / "2020 Efficient Transformers - A Survey.md"
 SURVEY_ZOTERO = {"library": "groups/2480461", "key": "HF7B8SJU"}

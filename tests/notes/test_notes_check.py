@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import difflib
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
-from notes_fixtures import READING_NOTE, READING_NOTE_NAME, require_example_note
 
-from tools import notes, project
-from tools.catalog import load_catalog
-from tools.notes_check import apply_fixes, check_vault, find_references
-from tools.notes_resolve import Resolver
+from tests.notes.notes_fixtures import READING_NOTE, READING_NOTE_NAME, require_example_note
+from tools.catalog import ROOT, load_catalog, project
+from tools.notes.check import apply_fixes, check_vault, find_references
+from tools.notes.cli import main as notes_main
+from tools.notes.resolve import Resolver
 
 SITE = project.site_url()
 
@@ -117,7 +119,7 @@ def test_fix_links_resolvable_references_and_changes_nothing_else(
     catalog_dir: Path, vault: Path
 ) -> None:
     note = vault / READING_NOTE_NAME
-    code = notes.main(["check", "--vault", str(vault), "--catalog", str(catalog_dir), "--fix"])
+    code = notes_main(["check", "--vault", str(vault), "--catalog", str(catalog_dir), "--fix"])
     assert code == 1  # the broken references still dangle
     page = f"{SITE}papers/"
     expected = READING_NOTE
@@ -144,7 +146,7 @@ def test_fix_of_the_example_note_then_nothing_more(catalog_dir: Path, vault: Pat
     note = vault / require_example_note().name
     original = note.read_bytes()
     args = ["check", "--vault", str(vault), "--catalog", str(catalog_dir), "--no-fail"]
-    assert notes.main([*args, "--fix"]) == 0
+    assert notes_main([*args, "--fix"]) == 0
     fixed = note.read_bytes().decode("utf-8")
     assert f"; [Performer]({SITE}papers/performer/) (Choromanski 2020)" in fixed
     assert f"[Set Transformers]({SITE}papers/set-transformer/) (Lee 2019)" in fixed
@@ -161,7 +163,7 @@ def test_fix_of_the_example_note_then_nothing_more(catalog_dir: Path, vault: Pat
     assert all(piece == "[" or link_end.fullmatch(piece) for piece in inserted), inserted
     assert len(inserted) == 2 * 16
     # A second fix has nothing left to do.
-    assert notes.main([*args, "--fix"]) == 0
+    assert notes_main([*args, "--fix"]) == 0
     assert note.read_bytes().decode("utf-8") == fixed
 
 
@@ -170,7 +172,7 @@ def test_fix_dry_run_shows_a_diff_and_writes_nothing(
 ) -> None:
     before = {path: path.read_bytes() for path in vault.rglob("*") if path.is_file()}
     args = ["check", "--vault", str(vault), "--catalog", str(catalog_dir), "--fix", "--dry-run"]
-    notes.main(args)
+    notes_main(args)
     out = capsys.readouterr().out
     assert f"+- [Big Bird]({SITE}papers/big-bird/) and" in out
     assert "-- [[Big Bird]] and" in out
@@ -196,14 +198,14 @@ def test_check_reports_file_line_and_exit_status(
     catalog_dir: Path, vault: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     args = ["check", "--vault", str(vault), "--catalog", str(catalog_dir)]
-    assert notes.main(args) == 1
+    assert notes_main(args) == 1
     out = capsys.readouterr().out
     assert f"{vault / READING_NOTE_NAME}:10:8: dangling wikilink [[Perfomer]]" in out
     assert "ignored" not in out  # only with --verbose
     assert "2 note(s): " in out and "5 dangling" in out
-    assert notes.main([*args, "--no-fail"]) == 0
+    assert notes_main([*args, "--no-fail"]) == 0
     assert (
-        notes.main(["check", "--vault", str(vault / "absent"), "--catalog", str(catalog_dir)]) == 2
+        notes_main(["check", "--vault", str(vault / "absent"), "--catalog", str(catalog_dir)]) == 2
     )
 
 
@@ -249,7 +251,7 @@ def test_odd_file_names_and_unreadable_notes(
     odd.write_bytes("\ufeffIntro\r\nsee [[Linformer]]\r\n".encode())
     (vault / "latin1.md").write_bytes("Caf\xe9 Performer".encode("latin-1"))
     args = ["check", "--vault", str(vault), "--catalog", str(catalog_dir)]
-    assert notes.main([*args, "--fix"]) == 0
+    assert notes_main([*args, "--fix"]) == 0
     captured = capsys.readouterr()
     assert f"{odd}:2:5: resolved wikilink [[Linformer]] -> linformer" in captured.out
     assert "latin1.md: not UTF-8 text; skipped" in captured.err
@@ -257,3 +259,46 @@ def test_odd_file_names_and_unreadable_notes(
         f"\ufeffIntro\r\nsee [Linformer]({SITE}papers/linformer/)\r\n".encode()
     )
     assert (vault / "latin1.md").read_bytes() == "Caf\xe9 Performer".encode("latin-1")
+
+
+def test_author_links_resolve_with_and_without_diacritics(
+    catalog_dir: Path, tmp_path: Path
+) -> None:
+    """``[[Lukasz Kaiser]]`` (as typed on a plain keyboard) is the catalog's Łukasz Kaiser."""
+    note = tmp_path / "authors.md"
+    note.write_text("[[Łukasz Kaiser]] and [[Lukasz Kaiser]] and [[lukasz kaiser]]\n", "utf-8")
+    rows = classify(note, catalog_dir, tmp_path)
+    assert [(row[3], row[4]) for row in rows] == [
+        ("resolved", "author:Łukasz Kaiser"),
+        ("resolved", "author:Lukasz Kaiser"),
+        ("resolved", "author:lukasz kaiser"),
+    ]
+    reports, _ = check_vault(load_catalog(catalog_dir), tmp_path)
+    details = {ref.detail for report in reports for ref in report.references}
+    assert len(details) == 1  # the same author, of the same papers
+    (detail,) = details
+    assert "performer" in detail and "reformer" in detail
+
+
+def test_check_runs_without_torch_and_prints_no_third_party_warning(
+    catalog_dir: Path, vault: Path
+) -> None:
+    """A vault check reads the implementations' declarations from source, never torch."""
+    command = ["-m", "tools.notes", "check", "--vault", str(vault), "--catalog", str(catalog_dir)]
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", *command],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 1, result.stderr  # the reading note has dangling references
+    assert "dangling wikilink [[Perfomer]]" in result.stdout
+    imported = set()
+    for line in result.stderr.splitlines():
+        if line.startswith("import time:") and "|" in line:
+            imported.add(line.rsplit("|", 1)[1].strip().split(".")[0])
+    assert "tools" in imported  # the trace did record the imports
+    assert not imported & {"torch", "numpy", "implementations"}
+    own = [line for line in result.stderr.splitlines() if not line.startswith("import time:")]
+    assert not [line for line in own if re.search(r"\b[A-Z]\w*Warning\b", line)], own

@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from notes_fixtures import EXAMPLE_NOTE, require_example_note, requires_checkout
 
-from tools import notes, project
-from tools.catalog import load_catalog
-from tools.notes_check import check_vault
-from tools.notes_filenames import literature_note_name
+from tests.notes.notes_fixtures import EXAMPLE_NOTE, require_example_note, requires_checkout
+from tools.catalog import load_catalog, project
+from tools.catalog.filenames import literature_note_name
+from tools.notes.check import check_vault
+from tools.notes.cli import main as notes_main
 
 PERFORMER_NOTE = "2020 Rethinking Attention with Performers.md"
 SURVEY_NOTE = "2020 Efficient Transformers - A Survey.md"
@@ -20,7 +20,7 @@ pytestmark = requires_checkout
 
 
 def export(vault: Path, catalog_dir: Path, *options: str) -> int:
-    return notes.main(["export", "--vault", str(vault), "--catalog", str(catalog_dir), *options])
+    return notes_main(["export", "--vault", str(vault), "--catalog", str(catalog_dir), *options])
 
 
 def snapshot(folder: Path) -> dict[Path, bytes]:

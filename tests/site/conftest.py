@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import http.server
-import os
 import subprocess
 import sys
 import threading
@@ -12,7 +11,8 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from site_support import ROOT, BuiltSite, make_catalog, make_project
+
+from tests.site.site_support import BuiltSite, make_catalog, make_project
 
 
 @pytest.fixture(scope="session")
@@ -21,7 +21,6 @@ def built_site(tmp_path_factory: pytest.TempPathFactory) -> BuiltSite:
     project, catalog = base / "project", base / "catalog"
     make_project(project)
     make_catalog(catalog)
-    environment = {**os.environ, "PYTHONPATH": str(ROOT)}
     result = subprocess.run(
         [
             sys.executable,
@@ -36,7 +35,6 @@ def built_site(tmp_path_factory: pytest.TempPathFactory) -> BuiltSite:
         cwd=project,
         capture_output=True,
         text=True,
-        env=environment,
         timeout=300,
         check=False,
     )

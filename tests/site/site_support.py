@@ -14,12 +14,14 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from tools.catalog import SCHEMA_COMMENT, edit_fields, load_catalog
-from tools.complexity import parse
-from tools.site import GENERATED
-from tools.site_mechanisms import read_mechanism
+from tools.catalog import ROOT, load_catalog
+from tools.catalog.complexity import parse
+from tools.catalog.measurements import Result, load_measurement_files
+from tools.catalog.mechanisms import declared_mechanisms
+from tools.catalog.model import SCHEMA_COMMENT
+from tools.catalog.yamledit import edit_fields
+from tools.site.generate import GENERATED
 
-ROOT = Path(__file__).resolve().parents[2]
 LENGTHS = (256, 512, 1024, 2048, 4096)
 HOSTILE_ID = "hostile-markup"
 HOSTILE_TITLE = "<script>window.atlasPwned = 1</script> & $x$ *not bold* [not](a-link)"
@@ -67,23 +69,31 @@ class BuiltSite:
         return self.project / "site"
 
 
-def _point(n: int, time_growth: float, memory_growth: float, scale: float) -> dict:
+def _point(n: int, time_growth: float, memory_growth: float, scale: float, options: dict) -> dict:
     forward = scale * 1e-7 * n**time_growth
     return {
         "n": n,
-        "flops": scale * 1e3 * n**time_growth,
+        "flops": int(scale * 1e3 * n**time_growth),
         "peak_bytes": int(scale * 4e3 * n**memory_growth),
         "forward_s": forward,
         "forward_backward_s": 3 * forward,
         "tokens_per_s": n / forward,
         "flop_rate_fraction": 0.5,
-        "options": {},
+        "options": options,
     }
+
+
+def _options(result: Result | None, n: int) -> dict:
+    point = result.point(n) if result else None
+    return dict(point.options) if point else {}
 
 
 def fixture_measurement(ids: list[str], catalog_root: Path) -> dict:
     """A measurement file in ``tools.measure``'s format, with growths as claimed."""
     catalog = load_catalog(catalog_root)
+    # The options each mechanism was measured with, as the shipped measurement records
+    # them: the pages' usage snippets take theirs from here.
+    shipped = load_measurement_files().get("measurements/cpu-float32.json")
     results: dict[str, dict] = {}
     for key in ["dense", "dense:causal", *ids, *(f"{i}:causal" for i in ids[:1])]:
         id, causal = key.split(":")[0], key.endswith(":causal")
@@ -93,7 +103,10 @@ def fixture_measurement(ids: list[str], catalog_root: Path) -> dict:
             parse(entry.complexity.memory).exponent if entry and entry.complexity else 1.0
         )
         scale = 1.0 if id == "dense" else 20.0
-        points = [_point(n, time_growth, memory_growth, scale) for n in LENGTHS]
+        measured = shipped.results.get(key) if shipped else None
+        points = [
+            _point(n, time_growth, memory_growth, scale, _options(measured, n)) for n in LENGTHS
+        ]
         points.append({"n": 8192, "skipped": "predicted 99.0 s a pass"})
         results[key] = {
             "id": id,
@@ -111,12 +124,14 @@ def fixture_measurement(ids: list[str], catalog_root: Path) -> dict:
             else {"time": "O(n^2)", "memory": "O(n)"},
         }
     return {
+        "schema_version": 1,
+        "memory_method": "fixture",
         "setup": {
-            "dim": 512,
-            "heads": 8,
             "batch": 1,
             "device": "cpu",
+            "dim": 512,
             "dtype": "float32",
+            "heads": 8,
             "threads": 1,
         },
         "machine": {"processor": "Fixture CPU <b>", "system": "Linux", "python": "3.11"},
@@ -135,8 +150,9 @@ def make_catalog(target: Path) -> list[str]:
     implemented = []
     for path in sorted((target / "papers").glob("*.yaml")):
         id = path.stem
+        declared = declared_mechanisms().get(id)
         module = f"implementations.{id.replace('-', '_')}"
-        if read_mechanism(id, module) is None:
+        if declared is None or declared.module != module:
             continue
         text = path.read_text(encoding="utf-8")
         if "\nimplementation:" not in text:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tools.site_blocks import collect, python_blocks
+from tools.site.blocks import collect, python_blocks
 
 PAGE = '''# Title
 

@@ -12,7 +12,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from site_support import HOSTILE_ID, ROOT
+
+from tests.site.site_support import HOSTILE_ID
+from tools.catalog import ROOT
 
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOTS = ROOT / "artifacts" / "screenshots"

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import re
 
-from site_html import broken_links, read_page, visible_text
-from site_support import HOSTILE_ID, HOSTILE_TITLE, BuiltSite
-
+from tests.site.site_html import broken_links, read_page, visible_text
+from tests.site.site_support import HOSTILE_ID, HOSTILE_TITLE, BuiltSite
 from tools.catalog import load_catalog
 
 

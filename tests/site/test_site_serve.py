@@ -6,10 +6,11 @@ import shutil
 import time
 from pathlib import Path
 
-from site_support import BuiltSite
 from watchdog.observers import Observer
 
-from tools.site import _Regenerator, generate
+from tests.site.site_support import BuiltSite
+from tools.site.generate import generate
+from tools.site.serve import Regenerator
 
 
 def _wait_for(path: Path, text: str, seconds: float = 20.0) -> bool:
@@ -31,7 +32,7 @@ def test_editing_an_entry_regenerates_its_page(built_site: BuiltSite, tmp_path: 
     entry = catalog / "papers" / "linformer.yaml"
 
     observer = Observer()
-    observer.schedule(_Regenerator(catalog, project, delay=0.05), str(catalog), recursive=True)
+    observer.schedule(Regenerator(catalog, project, delay=0.05), str(catalog), recursive=True)
     observer.start()
     try:
         text = entry.read_text(encoding="utf-8")

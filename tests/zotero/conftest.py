@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from zotero_fake_server import FakeZotero
-from zotero_test_data import GROUP_ID, ROOT, SENTINEL_KEY, make_server, write_catalog
 
-if str(ROOT) not in sys.path:  # plain `pytest` does not put the repository root on the path
-    sys.path.insert(0, str(ROOT))
-
-from tools import sync_zotero
+from tests.zotero.zotero_fake_server import FakeZotero
+from tests.zotero.zotero_test_data import GROUP_ID, SENTINEL_KEY, make_server, write_catalog
+from tools.zotero.cli import main as sync_main
 
 # Small timeouts and waits keep fault tests fast; the logic is the same as with defaults.
 FAST = ["--timeout", "0.5", "--retries", "1", "--retry-delay", "0.01"]
@@ -62,7 +58,7 @@ def sync(
             argv += ["--library-type", "group", "--library-id", str(GROUP_ID)]
         if "--local" not in options and "--from-file" not in options:
             argv += ["--api-url", server.url]
-        code = sync_zotero.main([*argv, *options])
+        code = sync_main([*argv, *options])
         captured = capsys.readouterr()
         return SyncRun(code, captured.out, captured.err)
 

@@ -1,4 +1,4 @@
-"""The command as people run it: as a file and as ``python -m tools.sync_zotero``."""
+"""The command as people run it: the file, ``-m tools.sync_zotero`` and ``-m tools.zotero``."""
 
 from __future__ import annotations
 
@@ -8,13 +8,16 @@ import sys
 from pathlib import Path
 
 import pytest
-from zotero_fake_server import FakeZotero
-from zotero_test_data import GROUP_ID, ROOT, SENTINEL_KEY, snapshot
+
+from tests.zotero.zotero_fake_server import FakeZotero
+from tests.zotero.zotero_test_data import GROUP_ID, ROOT, SENTINEL_KEY, snapshot
 
 
 def command(form: str) -> list[str]:
     if form == "script":
         return [sys.executable, str(ROOT / "tools" / "sync_zotero.py")]
+    if form == "package":
+        return [sys.executable, "-m", "tools.zotero"]
     return [sys.executable, "-m", "tools.sync_zotero"]
 
 
@@ -26,7 +29,7 @@ def run_cli(form: str, catalog_dir: Path, server: FakeZotero, *options: str, key
     arguments += ["--library-type", "group", "--library-id", str(GROUP_ID), *options]
     return subprocess.run(
         [*command(form), *arguments],
-        cwd=ROOT if form == "module" else Path("/"),  # the script form works from anywhere
+        cwd=ROOT if form == "module" else Path("/"),  # the installed project works from anywhere
         env=env,
         capture_output=True,
         text=True,
@@ -34,7 +37,7 @@ def run_cli(form: str, catalog_dir: Path, server: FakeZotero, *options: str, key
     )
 
 
-@pytest.mark.parametrize("form", ["script", "module"])
+@pytest.mark.parametrize("form", ["script", "module", "package"])
 def test_command_forms(form: str, catalog_dir: Path, server: FakeZotero) -> None:
     done = run_cli(form, catalog_dir, server, "--dry-run")
     assert done.returncode == 0, done.stderr

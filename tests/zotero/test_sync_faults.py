@@ -10,12 +10,13 @@ import socket
 from pathlib import Path
 
 import pytest
-from zotero_fake_server import FakeZotero
-from zotero_test_data import GROUP, LINFORMER, SENTINEL_KEY, snapshot
 
-import tools.catalog
+from tests.zotero.zotero_fake_server import FakeZotero
+from tests.zotero.zotero_test_data import GROUP, LINFORMER, SENTINEL_KEY, snapshot
 from tools.catalog import load_catalog
-from tools.zotero_client import LibraryRef, RetryPolicy, ZoteroError, ZoteroSource
+from tools.zotero.client import LibraryRef, ZoteroSource
+from tools.zotero.errors import ZoteroError
+from tools.zotero.retry import RetryPolicy
 
 NEW_TITLE = "Linformer: Self-Attention in Linear Time"
 
@@ -92,20 +93,16 @@ def test_unreachable_server(sync, catalog_dir: Path, pending_change) -> None:
     assert "(after 2 tries)" in run.err
 
 
-def test_write_failure_restores_every_file(
-    sync, catalog_dir: Path, pending_change, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The entry is written first; the watermark write fails; the entry is restored."""
-    real_write = tools.catalog.atomic_write
+def test_write_failure_changes_no_file(sync, catalog_dir: Path, pending_change) -> None:
+    """The entry is staged first; staging the watermark fails; nothing is written.
 
-    def failing_write(path: Path, text: str) -> None:
-        if path.suffix == ".json":
-            raise OSError("disk full")
-        real_write(path, text)
-
-    monkeypatch.setattr(tools.catalog, "atomic_write", failing_write)
+    A folder where the watermark's staged copy must go makes the write fail for real.
+    """
+    watermark = catalog_dir / "zotero/web/groups-2480461.json"
+    (watermark.parent / f".{watermark.name}.atlas-staged").mkdir(parents=True)
     run = sync()
-    assert run.code == 1 and "disk full" in run.err
+    assert run.code == 1 and "Is a directory" in run.err
+    (watermark.parent / f".{watermark.name}.atlas-staged").rmdir()
     assert snapshot(catalog_dir) == pending_change
 
 

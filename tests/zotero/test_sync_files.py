@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-from zotero_test_data import ENTRIES, GROUP, LINFORMER, SCHEMA_LINE, SURVEY, snapshot
 
+from tests.zotero.zotero_test_data import ENTRIES, GROUP, LINFORMER, SCHEMA_LINE, SURVEY, snapshot
 from tools.catalog import load_catalog
 
 LINFORMER_AUTHORS = [

@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from zotero_fake_server import FakeZotero
-from zotero_test_data import GROUP, LINFORMER, SPARSE, snapshot
-
+from tests.zotero.zotero_fake_server import FakeZotero
+from tests.zotero.zotero_test_data import GROUP, LINFORMER, SPARSE, snapshot
 from tools.catalog import load_catalog
 
 LOCAL_WATERMARK = "zotero/local/groups-2480461.json"

@@ -7,8 +7,9 @@ import sys
 from pathlib import Path
 
 from ruamel.yaml import YAML
-from zotero_fake_server import FakeZotero
-from zotero_test_data import (
+
+from tests.zotero.zotero_fake_server import FakeZotero
+from tests.zotero.zotero_test_data import (
     ENTRIES,
     GROUP,
     LINFORMER,
@@ -21,7 +22,6 @@ from zotero_test_data import (
     populate_large,
     snapshot,
 )
-
 from tools.catalog import CITATION_FIELDS, load_catalog
 
 WATERMARK = "zotero/web/groups-2480461.json"

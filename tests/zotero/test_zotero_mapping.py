@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from zotero_test_data import FIXTURES
 
-from tools.zotero_mapping import ZoteroRecord, citation_fields, map_record, record_from_api_item
-from tools.zotero_matching import match_items
+from tests.zotero.zotero_test_data import FIXTURES
+from tools.zotero.mapping import citation_fields, map_record
+from tools.zotero.matching import match_items
+from tools.zotero.record import ZoteroRecord, record_from_api_item
 
 ITEMS = {item["key"]: item for item in json.loads((FIXTURES / "items_doc.json").read_text())}
 
@@ -86,3 +87,12 @@ def test_two_entries_with_one_doi_are_reported() -> None:
     entries = {"a": {"title": "A", "doi": "10.1000/X"}, "b": {"title": "B", "doi": "10.1000/x"}}
     item = map_record(ZoteroRecord({"title": "C", "DOI": "10.1000/X"}))
     assert "fits 2 entries: a, b" in match_items([item], entries).conflicts[0].reason
+
+
+@pytest.mark.parametrize("spelling", ["Łukasz's Reformer", "Lukasz's Reformer"])
+def test_title_match_folds_names_like_the_rest_of_the_tools(spelling: str) -> None:
+    """The letter Ł folds to L (the catalog's one folding), not to nothing as under NFKD."""
+    entries = {"reformer": {"title": "Lukasz's reformer"}}
+    item = map_record(ZoteroRecord({"title": spelling}, library="groups/1", key="AAAA2222"))
+    result = match_items([item], entries)
+    assert [(match.entry_id, match.how) for match in result.matched] == [("reformer", "title")]

@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from zotero_fake_server import FakeLibrary, FakeZotero
+from tests.zotero.zotero_fake_server import FakeLibrary, FakeZotero
 
 ROOT = Path(__file__).resolve().parents[2]  # the repository
 

@@ -1,0 +1,229 @@
+"""Measured figures as typed data: the format of ``catalog/measurements/<device>-<dtype>.json``.
+
+``python -m tools.measure`` writes these files and the site reads them; both go through
+the models below, so a figure is read by attribute (``point.forward_s``), never by a
+string key, and a malformed or outdated file is refused with ``path: field: message``
+instead of failing later on a page.
+
+The format is versioned by ``schema_version``; a file without it predates versioning
+and is refused with the command that rewrites it.
+
+Examples:
+    >>> files = load_measurement_files()
+    >>> cpu = files["measurements/cpu-float32.json"]
+    >>> cpu.setup.dim, cpu.results["dense"].kind
+    (512, 'attention')
+    >>> cpu.results["performer"].point(1024).forward_s > 0
+    True
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Final, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    model_serializer,
+    model_validator,
+)
+
+from tools.catalog.model import Line
+from tools.catalog.paths import CATALOG_DIR, display
+
+SCHEMA_VERSION: Final = 1
+MEASUREMENTS_FOLDER = "measurements"
+# The figures of a point, in the order tables show them.
+FIGURES = ("flops", "peak_bytes", "forward_s", "forward_backward_s")
+Figure = Literal["flops", "peak_bytes", "forward_s", "forward_backward_s"]
+Timing = Literal["forward_s", "forward_backward_s"]
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Setup(_Record):
+    """The fixed conditions of a run; points are comparable only under equal setups."""
+
+    dim: int = Field(gt=0)
+    heads: int = Field(gt=0)
+    batch: int = Field(gt=0)
+    device: str
+    dtype: str
+    threads: int = Field(gt=0)
+
+
+class Machine(_Record):
+    """Where a run was made."""
+
+    processor: str
+    system: str
+    python: str
+
+
+class Point(_Record):
+    """Every figure of one mechanism at one length, or why the length was skipped."""
+
+    n: int = Field(gt=0)
+    skipped: str | None = Field(default=None, description="Why this length was not measured")
+    flops: int | None = Field(default=None, ge=0, description="Forward FLOPs (counted)")
+    peak_bytes: int | None = Field(default=None, ge=0, description="Peak live tensor bytes")
+    forward_s: float | None = Field(default=None, gt=0, description="Median forward seconds")
+    forward_backward_s: float | None = Field(default=None, gt=0)
+    tokens_per_s: float | None = Field(default=None, gt=0)
+    flop_rate_fraction: float | None = Field(
+        default=None, ge=0, description="Achieved FLOP rate / this machine's matmul rate"
+    )
+    options: dict[str, int | float | str | bool] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _measured_or_skipped(self) -> Point:
+        missing = [figure for figure in FIGURES if getattr(self, figure) is None]
+        if self.skipped is None and missing:
+            raise ValueError(f"a measured point needs {', '.join(missing)} (or skipped: why)")
+        return self
+
+    @property
+    def measured(self) -> bool:
+        return self.skipped is None
+
+    @model_serializer(mode="wrap")
+    def _only_what_is_known(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # A skipped point has no figures: write its length and reason, not eight nulls.
+        data: dict[str, Any] = handler(self)
+        if self.skipped is None:
+            return {key: value for key, value in data.items() if key != "skipped"}
+        return {"n": self.n, "skipped": self.skipped}
+
+    def figure(self, name: Figure) -> float:
+        """One figure of a measured point, as a number."""
+        value = getattr(self, name)
+        if value is None:
+            raise ValueError(f"n = {self.n} was skipped: {self.skipped}")
+        return float(value)
+
+
+class Exponents(_Record):
+    """The fitted exponent of ``n`` of each figure (None: too few measured lengths)."""
+
+    flops: float | None = None
+    peak_bytes: float | None = None
+    forward_s: float | None = None
+    forward_backward_s: float | None = None
+
+
+class Crossovers(_Record):
+    """The length from which the mechanism is faster than dense (None: never, or unknown)."""
+
+    forward_s: float | None = None
+    forward_backward_s: float | None = None
+
+
+class Relative(_Record):
+    """Each figure at the report length divided by dense's."""
+
+    flops: float | None = None
+    peak_bytes: float | None = None
+    forward_s: float | None = None
+    forward_backward_s: float | None = None
+
+
+class Claimed(_Record):
+    """The catalog's claimed complexity when the run was summarised."""
+
+    time: str
+    memory: str
+
+
+class Result(_Record):
+    """Everything measured of one variant (``performer`` or ``performer:causal``)."""
+
+    id: str
+    causal: bool
+    kind: str
+    points: list[Point] = Field(default_factory=list)
+    exponents: Exponents | None = None
+    crossover_n: Crossovers | None = None
+    relative_to_dense: Relative | None = None
+    memory_vs_materialised_softmax: float | None = None
+    claimed: Claimed | None = None
+
+    @property
+    def measured_points(self) -> list[Point]:
+        """The measured points, shortest first."""
+        return sorted((p for p in self.points if p.measured), key=lambda p: p.n)
+
+    def point(self, n: int) -> Point | None:
+        """The point at length ``n``, measured or skipped, or None."""
+        return next((p for p in self.points if p.n == n), None)
+
+
+class MeasurementFile(_Record):
+    """One run of ``python -m tools.measure`` (possibly resumed), on one device and dtype."""
+
+    schema_version: Literal[1] = Field(description="The version of this format")
+    command: Line
+    date: str = Field(description="When the run started (ISO 8601, UTC)")
+    last_resumed: str | None = None
+    machine: Machine
+    torch: str
+    setup: Setup
+    matmul_flop_rate: float = Field(gt=0, description="This machine's dense matmul FLOP/s")
+    memory_method: str
+    results: dict[str, Result] = Field(default_factory=dict)
+
+    def to_json(self) -> str:
+        """The file's text: sorted keys, indented, a final newline."""
+        data = self.model_dump(mode="json")
+        return json.dumps(data, indent=2, ensure_ascii=False, sort_keys=True) + "\n"
+
+
+class MeasurementError(ValueError):
+    """A measurement file that cannot be used; the message is ``path: field: message``."""
+
+
+def parse_measurements(text: str, path: Path) -> MeasurementFile:
+    """The measurement file read from ``text``; ``MeasurementError`` names what is wrong.
+
+    Examples:
+        >>> parse_measurements('{"command": "x"}', Path("old.json"))
+        Traceback (most recent call last):
+        ...
+        tools.catalog.measurements.MeasurementError: old.json: schema_version: missing; \
+this file predates the versioned format: measure again with python -m tools.measure
+    """
+    where = display(path)
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise MeasurementError(f"{where}:{error.lineno}: (json): {error.msg}") from None
+    if isinstance(data, dict) and "schema_version" not in data:
+        raise MeasurementError(
+            f"{where}: schema_version: missing; this file predates the versioned format: "
+            "measure again with python -m tools.measure"
+        )
+    try:
+        return MeasurementFile.model_validate(data)
+    except ValidationError as error:
+        lines = [
+            f"{where}: {'.'.join(map(str, detail['loc'])) or '(file)'}: {detail['msg']}"
+            for detail in error.errors()
+        ]
+        raise MeasurementError("\n".join(lines)) from None
+
+
+def load_measurement_files(root: Path | None = None) -> dict[str, MeasurementFile]:
+    """Every measurement file under a catalog folder, by name relative to it."""
+    catalog_root = (root or CATALOG_DIR).resolve()
+    folder = catalog_root / MEASUREMENTS_FOLDER
+    files: dict[str, MeasurementFile] = {}
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        relative = path.relative_to(catalog_root).as_posix()
+        files[relative] = parse_measurements(path.read_text(encoding="utf-8"), path)
+    return files

@@ -1,0 +1,99 @@
+"""``python -m tools.measure``: the command line of a measuring run.
+
+Usage::
+
+    python -m tools.measure                      # everything, n = 256 ... 16384 (long)
+    python -m tools.measure --quick              # n = 256 ... 2048, fewer repeats
+    python -m tools.measure --mechanisms performer,linformer --lengths 1024,2048
+
+It ends with the closing table and the file it wrote. A measurement file it cannot resume
+(malformed, or older than ``schema_version``) is reported as ``path: field: message`` and
+the command exits with status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+import implementations
+from tools.catalog import MeasurementError, Store, load_catalog
+from tools.measure.run import Plan, measure
+from tools.measure.table import print_table
+from tools.measure.workload import make_setup
+
+DESCRIPTION = "Measure every registered mechanism against exact attention, and keep the figures."
+DEFAULT_LENGTHS = tuple(2**k for k in range(8, 15))  # 256 ... 16384
+QUICK_LENGTHS = tuple(2**k for k in range(8, 12))  # 256 ... 2048
+QUICK_REPEATS = 3
+
+
+def parser() -> argparse.ArgumentParser:
+    """The command's arguments."""
+    parser = argparse.ArgumentParser(prog="python -m tools.measure", description=DESCRIPTION)
+    parser.add_argument("--mechanisms", help="comma-separated ids (default: every registered one)")
+    parser.add_argument("--lengths", help="comma-separated n (default: 256 ... 16384)")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float16"))
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--dim", type=int, default=512)
+    parser.add_argument("--heads", type=int, default=8)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--quick", action="store_true", help="n = 256 ... 2048 and 3 repeats")
+    parser.add_argument(
+        "--max-seconds",
+        type=float,
+        default=60.0,
+        help="skip a length whose forward+backward is predicted to take longer",
+    )
+    parser.add_argument("--dry-run", action="store_true", help="measure but write nothing")
+    parser.add_argument("--catalog", type=Path, help="catalog folder (default: catalog/)")
+    return parser
+
+
+def plan_from(args: argparse.Namespace, argv: list[str]) -> Plan:
+    """The run the arguments ask for; an unknown mechanism fails here, before measuring."""
+    ids: list[str] = args.mechanisms.split(",") if args.mechanisms else implementations.available()
+    for id in ids:
+        implementations.mechanism(id)  # fail early on a typo
+    if "dense" not in ids:
+        ids = ["dense", *ids]
+    lengths = (
+        [int(n) for n in args.lengths.split(",")]
+        if args.lengths
+        else list(QUICK_LENGTHS if args.quick else DEFAULT_LENGTHS)
+    )
+    setup = make_setup(
+        dim=args.dim, heads=args.heads, device=args.device, dtype=args.dtype, threads=args.threads
+    )
+    return Plan(
+        ids=ids,
+        lengths=lengths,
+        setup=setup,
+        repeats=QUICK_REPEATS if args.quick else args.repeats,
+        max_seconds=args.max_seconds,
+        command="python -m tools.measure " + " ".join(argv),
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command; 0 on success, 1 when the file to resume cannot be read."""
+    arguments = argv if argv is not None else sys.argv[1:]
+    args = parser().parse_args(arguments)
+    catalog = load_catalog(args.catalog)
+    plan = plan_from(args, arguments)
+    torch.set_num_threads(plan.setup.threads)
+    store = Store(args.catalog, dry_run=args.dry_run)
+    try:
+        measurements = measure(plan, catalog, store)
+    except MeasurementError as error:
+        print(error, file=sys.stderr)
+        print("python -m tools.measure: move that file away to measure afresh", file=sys.stderr)
+        return 1
+    written = store.commit()
+    print_table(measurements.results)
+    print(f"{'would write' if args.dry_run else 'wrote'} {', '.join(map(str, written))}")
+    return 0

@@ -1,0 +1,171 @@
+"""A measuring run: plan the points, resume a stopped run, skip hopeless lengths, write.
+
+The run's state is the :class:`~tools.catalog.measurements.MeasurementFile` it writes:
+it is staged and committed through :class:`~tools.catalog.Store` after every point, so an
+interrupted run resumes where it stopped. A file with another setup is replaced; a
+malformed or outdated one stops the run with its
+:class:`~tools.catalog.MeasurementError` (``path: field: message``).
+
+Examples:
+    >>> from tools.measure.workload import make_setup
+    >>> results_name(make_setup(device="cuda:0", dtype="bfloat16"))
+    'measurements/gpu-bfloat16.json'
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import platform
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+import implementations
+from tools.catalog import Catalog, Store
+from tools.catalog.complexity import parse
+from tools.catalog.measurements import (
+    SCHEMA_VERSION,
+    Machine,
+    MeasurementFile,
+    Point,
+    Result,
+    Setup,
+)
+from tools.measure.figures import matmul_flop_rate, measure_point
+from tools.measure.summary import summarise
+from tools.measure.workload import Variant, variants
+
+MEMORY_METHOD = (
+    "peak bytes of live tensors created during the forward pass "
+    "(tools.measure.counters.LiveTensorBytes); parameters and input excluded"
+)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a run measures and how hard it tries."""
+
+    ids: Sequence[str]
+    lengths: Sequence[int]
+    setup: Setup
+    repeats: int
+    max_seconds: float
+    command: str
+
+
+def machine_description() -> Machine:
+    """The processor, operating system and Python of this machine."""
+    processor = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    processor = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return Machine(
+        processor=processor, system=platform.platform(), python=platform.python_version()
+    )
+
+
+def results_name(setup: Setup) -> str:
+    """The measurement file of a setup, relative to the catalog folder."""
+    device = "gpu" if setup.device.startswith("cuda") else setup.device
+    return f"measurements/{device}-{setup.dtype}.json"
+
+
+def start(saved: MeasurementFile | None, plan: Plan) -> MeasurementFile:
+    """The file this run writes: the saved one continued when its setup is this run's.
+
+    A resumed run continues the first one: same reference rate, same start date, same
+    results; the machine, torch version and command are this run's.
+    """
+    now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    resumed = saved if saved is not None and saved.setup == plan.setup else None
+    return MeasurementFile(
+        schema_version=SCHEMA_VERSION,
+        command=plan.command,
+        date=resumed.date if resumed is not None else now,
+        last_resumed=now if resumed is not None else None,
+        machine=machine_description(),
+        torch=torch.__version__,
+        setup=plan.setup,
+        matmul_flop_rate=(
+            resumed.matmul_flop_rate if resumed is not None else matmul_flop_rate(plan.setup)
+        ),
+        memory_method=MEMORY_METHOD,
+        results=dict(resumed.results) if resumed is not None else {},
+    )
+
+
+def skip_reason(result: Result, n: int, catalog: Catalog, plan: Plan) -> str | None:
+    """Why length ``n`` is not worth measuring, or None.
+
+    The time of a pass is predicted from the longest measured length, with the claimed
+    growth (quadratic when nothing is claimed, at least linear).
+    """
+    previous = [point for point in result.points if point.forward_backward_s is not None]
+    if not previous:
+        return None
+    last = max(previous, key=lambda point: point.n)
+    entry = catalog.entries.get(result.id)
+    exponent = parse(entry.complexity.time).exponent if entry and entry.complexity else 2.0
+    predicted = last.figure("forward_backward_s") * (n / last.n) ** max(exponent, 1.0)
+    if predicted * (plan.repeats + 1) > plan.max_seconds:
+        return f"predicted {predicted:.1f} s a pass"
+    return None
+
+
+def new_result(variant: Variant) -> Result:
+    """An empty result for a variant not measured before."""
+    kind = implementations.mechanism(variant.id).kind
+    return Result(id=variant.id, causal=variant.causal, kind=kind, points=[])
+
+
+def measure_variant_at(
+    variant: Variant, n: int, result: Result, catalog: Catalog, plan: Plan
+) -> Point:
+    """The point of ``variant`` at ``n``: measured, or skipped with the reason."""
+    reason = skip_reason(result, n, catalog, plan)
+    if reason is not None:
+        return Point(n=n, skipped=reason)
+    try:
+        return measure_point(variant, n, plan.setup, plan.repeats)
+    except (RuntimeError, MemoryError) as error:  # out of memory, unsupported length
+        return Point(n=n, skipped=f"{type(error).__name__}: {error}"[:200])
+
+
+def measure(plan: Plan, catalog: Catalog, store: Store) -> MeasurementFile:
+    """Measure every planned point not already in the file, then summarise it.
+
+    Each point is committed as soon as it is measured; the summarised file is staged in
+    ``store`` and left for the caller to commit.
+
+    Raises:
+        MeasurementError: the file to resume is malformed or predates the versioned format.
+    """
+    from tqdm import tqdm
+
+    name = results_name(plan.setup)
+    measurements = start(store.read_measurements(name), plan)
+    points = [(variant, n) for variant in variants(plan.ids, catalog) for n in plan.lengths]
+    progress = tqdm(
+        points, desc="measuring", unit="point", file=sys.stderr, disable=not sys.stderr.isatty()
+    )
+    for variant, n in progress:
+        progress.set_postfix_str(f"{variant.key} n={n}")
+        result = measurements.results.setdefault(variant.key, new_result(variant))
+        if result.point(n) is not None:
+            continue
+        result.points.append(measure_variant_at(variant, n, result, catalog, plan))
+        result.points.sort(key=lambda point: point.n)
+        store.write_measurements(name, measurements)
+        store.commit()
+    measurements.results = summarise(
+        measurements.results, catalog, measurements.matmul_flop_rate, plan.setup
+    )
+    store.write_measurements(name, measurements)
+    return measurements

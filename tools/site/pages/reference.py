@@ -1,0 +1,21 @@
+"""The downloads page with the catalog's files, and the API reference of ``implementations``."""
+
+from __future__ import annotations
+
+from tools.catalog import Catalog
+from tools.site.context import SiteContext
+from tools.site.escaping import render
+
+
+def downloads_page(catalog: Catalog) -> str:
+    """Links to the whole catalog as BibTeX, CSL-JSON and JSON (``downloads/index.md``)."""
+    return render("downloads.md.j2", count=len(catalog.entries))
+
+
+def reference_page(catalog: Catalog, context: SiteContext) -> str:
+    """The API reference of ``implementations`` (``reference/index.md``)."""
+    mechanisms = [
+        (catalog.entries[id].name if id in catalog.entries else id, info)
+        for id, info in sorted(context.mechanisms.items())
+    ]
+    return render("reference.md.j2", mechanisms=mechanisms)
