@@ -25,6 +25,7 @@ The rooms, each with one job:
 ``mechanisms``      what the implementations declare, read without torch
 ``addresses``       site pages, pinned source links, ``impl:<id>`` references
 ``citations``       BibTeX, CSL-JSON and JSON of entries
+``console``         text printed to a terminal: control characters shown, not obeyed
 ``project``         the project's identity: addresses, version, commit
 ``cli``             ``python -m tools.catalog check | export | schema``
 ==================  ==========================================================

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from tools.catalog.check import check
 from tools.catalog.citations import EXPORT_FORMATS, render
+from tools.catalog.console import printable
 from tools.catalog.files import atomic_write
 from tools.catalog.loader import Catalog, load_catalog
 from tools.catalog.lock import CatalogLockedError, catalog_lock
@@ -50,7 +51,7 @@ def _parser() -> argparse.ArgumentParser:
 def _check(catalog: Catalog, *, imported: bool = False) -> int:
     result = check(catalog, imported=imported)
     for problem in result.problems:
-        print(problem, file=sys.stderr)
+        print(printable(str(problem)), file=sys.stderr)
     print(result.summary, file=sys.stdout if result.ok else sys.stderr)
     return 0 if result.ok else 1
 
