@@ -1,9 +1,12 @@
 """Citations of catalog entries as BibTeX, CSL-JSON and plain JSON.
 
 The entry type follows the venue: a journal gives ``@article``, a conference or
-workshop ``@inproceedings``, a bare arXiv preprint ``@misc`` with its eprint. The year
-cited is the venue's year ("ICLR 2021" cites 2021) although ``year`` records when the
-paper first became public.
+workshop ``@inproceedings``, a bare arXiv preprint ``@misc`` with its eprint. The
+container, volume, issue, pages, publisher and series come from the entry's structured
+``publication`` (BibTeX ``journal``/``booktitle``, ``volume``, ``number``, ``pages`` with
+``--``, ``publisher``, ``series``; CSL ``container-title``, ``volume``, ``issue``,
+``page``, ``publisher``, ``collection-title``). The year cited is the publication's
+(``venue_year``), although ``year`` records when the paper first became public.
 
 Examples:
     >>> from tools.catalog import load_catalog
@@ -12,6 +15,9 @@ Examples:
     @inproceedings{choromanski2021rethinking,
     >>> csl_item(entry)["issued"]
     {'date-parts': [[2021]]}
+    >>> survey = bibtex_entry(load_catalog().entries["efficient-transformers-survey"])
+    >>> [line.strip() for line in survey.splitlines() if "pages" in line or "journal" in line]
+    ['journal = {ACM Computing Surveys},', 'pages = {1--28},']
 """
 
 from __future__ import annotations
@@ -117,10 +123,7 @@ def bibtex_entry(entry: Entry) -> str:
         ),
         ("year", str(entry.venue_year)),
     ]
-    if kind == "journal":
-        fields.append(("journal", bibtex_text(re.sub(r",?\s*\b(19|20)\d{2}$", "", entry.venue))))
-    elif kind == "conference":
-        fields.append(("booktitle", bibtex_text(entry.venue)))
+    fields += _bibtex_container(entry, kind)
     if entry.doi:
         fields.append(("doi", bibtex_url(entry.doi)))
     if entry.arxiv:
@@ -128,6 +131,25 @@ def bibtex_entry(entry: Entry) -> str:
     fields.append(("url", bibtex_url(entry.url)))
     entry_type = {"journal": "article", "conference": "inproceedings", "preprint": "misc"}[kind]
     return bibtex_record(entry_type, entry.citekey, fields)
+
+
+def _bibtex_container(entry: Entry, kind: str) -> list[tuple[str, str]]:
+    """journal or booktitle, volume, number, pages, publisher and series of ``entry``."""
+    if kind == "preprint":
+        return []
+    name = "journal" if kind == "journal" else "booktitle"
+    publication = entry.publication
+    if publication is None:  # a draft without its facts: the short venue, year removed
+        return [(name, bibtex_text(re.sub(r",?\s*\b(19|20)\d{2}$", "", entry.venue)))]
+    return [
+        (name, bibtex_text(publication.container_title)),
+        ("volume", publication.volume or ""),
+        ("number", publication.issue or ""),
+        ("articleno", publication.article or ""),
+        ("pages", publication.pages_bibtex or ""),
+        ("publisher", bibtex_text(publication.publisher or "")),
+        ("series", bibtex_text(publication.series or "")),
+    ]
 
 
 def csl_item(entry: Entry) -> dict[str, Any]:
@@ -152,8 +174,19 @@ def csl_item(entry: Entry) -> dict[str, Any]:
         item["publisher"] = "arXiv"
         if entry.arxiv:
             item["number"] = f"arXiv:{entry.arxiv}"
-    else:
+    elif entry.publication is None:
         item["container-title"] = entry.venue
+    else:
+        publication = entry.publication
+        item["container-title"] = publication.container_title
+        optional = {
+            "volume": publication.volume,
+            "issue": publication.issue,
+            "page": publication.pages,
+            "publisher": publication.publisher,
+            "collection-title": publication.series,
+        }
+        item.update({name: value for name, value in optional.items() if value})
     if entry.doi:
         item["DOI"] = entry.doi
     return item

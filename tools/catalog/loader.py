@@ -25,9 +25,10 @@ from pathlib import Path
 from typing import Any
 
 from tools.catalog.journal import JOURNAL_NAME
-from tools.catalog.model import SCHEMA_COMMENT, Entry, Taxonomy, TaxonomyClass
+from tools.catalog.model import SCHEMA_COMMENT, Entry, People, Person, Taxonomy, TaxonomyClass
 from tools.catalog.names import closest_hint
 from tools.catalog.paths import CATALOG_DIR, display
+from tools.catalog.people import PEOPLE_NAME, person_key
 from tools.catalog.yamlio import Problem, line_of, read_yaml, validate
 
 
@@ -38,6 +39,7 @@ class Catalog:
     root: Path
     entries: dict[str, Entry] = field(default_factory=dict)
     taxonomy: list[TaxonomyClass] = field(default_factory=list)
+    people: list[Person] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     paths: dict[str, Path] = field(default_factory=dict)
 
@@ -78,6 +80,7 @@ def load_catalog(root: Path | None = None) -> Catalog:
     else:
         catalog.problems.append(Problem(taxonomy_path, 1, "(file)", "taxonomy.yaml is missing"))
 
+    _load_people(catalog)
     raw: dict[Path, Any] = {}
     for path in sorted(catalog.papers_dir.glob("*.yaml")):
         data = read_yaml(path, catalog.problems)
@@ -113,6 +116,38 @@ def load_catalog(root: Path | None = None) -> Catalog:
         )
     catalog.problems.sort(key=lambda p: (str(p.path), p.line, p.field))
     return catalog
+
+
+def _load_people(catalog: Catalog) -> None:
+    """Read ``people.yaml`` (optional): each spelling names one person only."""
+    path = catalog.root / PEOPLE_NAME
+    if not path.exists():
+        return
+    data = read_yaml(path, catalog.problems)
+    people = validate(People, data, path, catalog.problems) if data is not None else None
+    if people is None:
+        return
+    owner: dict[str, str] = {}
+    for index, person in enumerate(people.people):
+        for where, spelling in (
+            ("name", person.name),
+            *(("spellings", s) for s in person.spellings),
+        ):
+            loc: list[Any] = ["people", index, where]
+            if where == "spellings":
+                loc.append(person.spellings.index(spelling))
+            key = person_key(spelling)
+            if key in owner and owner[key] != person.name:
+                message = f"{spelling!r} is already a spelling of {owner[key]!r}"
+            elif key in owner:
+                message = f"{spelling!r} repeats {person.name!r} once folded"
+            else:
+                owner[key] = person.name
+                continue
+            catalog.problems.append(
+                Problem(path, line_of(data, loc), ".".join(map(str, loc[:3])), message)
+            )
+    catalog.people = people.people
 
 
 def _cross_check(catalog: Catalog, raw: Mapping[Path, Any]) -> None:

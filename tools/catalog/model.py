@@ -89,6 +89,29 @@ def _single_line(value: str) -> str:
 
 
 Line = Annotated[str, AfterValidator(_single_line)]
+
+
+def _page_range(value: str) -> str:
+    """Accept "7", "1-28" or "e1-e9"; refuse en dashes, blanks and backward ranges.
+
+    Examples:
+        >>> _page_range("5156-5165")
+        '5156-5165'
+        >>> _page_range("28-1")
+        Traceback (most recent call last):
+        ...
+        ValueError: page range '28-1' ends before it starts
+    """
+    match = re.fullmatch(r"([a-z]?)([0-9]+)(?:-([a-z]?)([0-9]+))?", value)
+    if match is None:
+        raise ValueError(
+            f"malformed pages {value!r}: expected a page or a range such as 1-28 (a hyphen)"
+        )
+    if match.group(4) is not None and int(match.group(4)) < int(match.group(2)):
+        raise ValueError(f"page range {value!r} ends before it starts")
+    return value
+
+
 Id = Annotated[str, _formatted("id")]
 Url = Annotated[str, _formatted("url")]
 
@@ -162,6 +185,52 @@ class ZoteroLink(_Strict):
         return f"https://www.zotero.org/{self.library}/items/{self.key}"
 
 
+class Publication(_Strict):
+    """Where the paper was published, as a bibliography cites it (BibTeX, CSL-JSON).
+
+    ``Entry.venue`` stays the short form shown on the site ("ICLR 2021"); these fields
+    are the structured form a citation needs. An arXiv-only preprint has none.
+
+    Examples:
+        >>> p = Publication.model_validate({
+        ...     "container_title": "ACM Computing Surveys", "volume": "55", "issue": "6",
+        ...     "article": "109", "pages": "1-28", "year": 2022})
+        >>> p.pages_bibtex
+        '1--28'
+    """
+
+    container_title: Line = Field(
+        min_length=1,
+        description='Journal or proceedings title, e.g. "ACM Computing Surveys" or'
+        ' "Proceedings of the 37th International Conference on Machine Learning"',
+    )
+    year: int = Field(ge=1950, le=2100, description="Year of the volume or proceedings")
+    volume: Annotated[str, Field(pattern=r"^[0-9]+$")] | None = Field(
+        default=None, description='Volume, as a string, e.g. "55" (PMLR: the PMLR volume)'
+    )
+    issue: Annotated[str, Field(pattern=r"^[0-9]+$")] | None = Field(
+        default=None, description='Issue or number, e.g. "6" (BibTeX number, CSL issue)'
+    )
+    article: Annotated[str, Field(pattern=r"^[0-9A-Za-z]+$")] | None = Field(
+        default=None, description='Article number where the journal numbers articles, e.g. "109"'
+    )
+    pages: Annotated[str, AfterValidator(_page_range)] | None = Field(
+        default=None,
+        description='Pages as "first-last" with a hyphen (not an en dash), e.g. "1-28"',
+    )
+    publisher: Line | None = Field(
+        default=None, description='e.g. "Association for Computational Linguistics"'
+    )
+    series: Line | None = Field(
+        default=None, description='Book series, e.g. "Proceedings of Machine Learning Research"'
+    )
+
+    @property
+    def pages_bibtex(self) -> str | None:
+        """The page range with BibTeX's ``--``."""
+        return self.pages.replace("-", "--") if self.pages else None
+
+
 class Entry(_Strict):
     """One paper of the catalog (``catalog/papers/<id>.yaml``)."""
 
@@ -177,6 +246,9 @@ class Entry(_Strict):
     authors: list[Line] = Field(min_length=1, description='Ordered "Given Family" names')
     year: int = Field(ge=1950, le=2100, description="Year first public")
     venue: Line = Field(min_length=1, description='e.g. "ICLR 2021" or "arXiv preprint"')
+    publication: Publication | None = Field(
+        default=None, description="Structured venue facts for citations; none for a preprint"
+    )
     arxiv: Annotated[str, _formatted("arxiv")] | None = None
     doi: Annotated[str, _formatted("doi")] | None = None
     url: Url
@@ -204,11 +276,18 @@ class Entry(_Strict):
                 raise ValueError(
                     f"a model entry needs {', '.join(missing)} (or draft: true until filled)"
                 )
+        if self.publication is not None and self.publication.year < self.year:
+            raise ValueError(
+                f"publication.year {self.publication.year} is before year {self.year},"
+                " when the paper was first public"
+            )
         return self
 
     @property
     def venue_year(self) -> int:
-        """The year of the venue when it names one ("ICLR 2021" gives 2021), else ``year``."""
+        """The year cited: ``publication.year``, else the venue's ("ICLR 2021"), else ``year``."""
+        if self.publication is not None:
+            return self.publication.year
         match = re.search(r"\b(19|20)\d{2}\b", self.venue)
         return int(match.group(0)) if match else self.year
 
@@ -230,3 +309,18 @@ def survey_growth_symbol(text: str) -> str:
     symbol = "N" if re.search(r"\bN\b", text) else "n"
     parse_full(text, length_symbol=symbol)
     return symbol
+
+
+class Person(_Strict):
+    """One author whose name is spelled more than one way across the catalog's bylines."""
+
+    name: Line = Field(min_length=1, description='The canonical "Given Family" name')
+    spellings: list[Annotated[Line, Field(min_length=1)]] = Field(
+        min_length=1, description='Other spellings of the same person, e.g. "Liam Fedus"'
+    )
+
+
+class People(_Strict):
+    """``catalog/people.yaml``: the authors listed under more than one spelling."""
+
+    people: list[Person] = Field(default_factory=list)
