@@ -43,6 +43,8 @@ def vault(tmp_path: Path) -> Path:
     folder = tmp_path / "vault"
     folder.mkdir()
     shutil.copy2(require_example_note(), folder / require_example_note().name)
+    # The shared example may be read-only; the reader's own copy of it is not.
+    (folder / require_example_note().name).chmod(0o644)
     (folder / READING_NOTE_NAME).write_bytes(READING_NOTE.encode("utf-8"))
     (folder / "fig.png").write_bytes(b"\x89PNG")
     (folder / ".obsidian").mkdir()

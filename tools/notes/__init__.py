@@ -15,6 +15,7 @@ it reads the implementations' declarations from their source, so it never import
 ``vault``     which files of a vault are notes, read as exact text
 ``markdown``  code, comments, front matter and managed blocks of a note
 ``resolve``   what a reference points to: an entry, a class, an author, nothing
+``protect``   headings, HTML, math, footnotes: what a fix leaves as written
 ``check``     every reference of a note, and the fixes that link them
 ``export``    the literature notes and their managed blocks
 ``cli``       ``python -m tools.notes export | check``

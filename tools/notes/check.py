@@ -23,10 +23,12 @@ What counts as a reference, and how each kind is classified:
 * ``site`` links to ``<site>/papers/<id>/`` or ``<site>/taxonomy/<code>/``.
 
 Nothing inside code (fenced or indented blocks, inline code) or HTML comments is a
-reference. ``fix`` rewrites resolvable wikilinks, mentions and ``impl:`` references into
-Markdown links to the site pages and changes no other byte; citekeys, Zotero links and
-site links already point somewhere and are left as they are, as are wikilinks to notes
-that exist in the vault (they work there) and anything in front matter or a managed block.
+reference, nor is anything in math or an escaped ``\\[[...]]``. ``fix`` rewrites
+resolvable wikilinks, mentions and ``impl:`` references into Markdown links to the site
+pages and changes no other byte; citekeys, Zotero links and site links already point
+somewhere and are left as they are, as are wikilinks to notes that exist in the vault
+(they work there) and anything in front matter, a managed block, a heading, an HTML tag,
+a footnote label or an abbreviation definition (see :mod:`tools.notes.protect`).
 
 Examples:
     >>> from tools.catalog import load_catalog
@@ -58,17 +60,19 @@ from tools.notes.markdown import (
     managed_blocks,
     merge_spans,
 )
+from tools.notes.protect import math_spans, protected_spans
 from tools.notes.resolve import IGNORED, RESOLVED, Resolution, Resolver
-from tools.notes.vault import read_note, vault_notes
+from tools.notes.vault import read_note, vault_notes, why_unread
 
 _WIKILINK = re.compile(
-    r"(?P<embed>!?)\[\[(?P<target>[^\[\]\n|#^]*)(?P<anchor>[#^][^\[\]\n|]*)?"
+    r"(?<!\\)(?P<embed>!?)\[\[(?P<target>[^\[\]\n|#^]*)(?P<anchor>[#^][^\[\]\n|]*)?"
     r"(?:\|(?P<alias>[^\[\]\n]*))?\]\]"
 )
 _MARKDOWN_LINK = re.compile(
     r"!?\[(?P<text>(?:[^\[\]\n]|\[[^\[\]\n]*\])*)\](?:\((?P<dest>[^)\n]*)\)|\[[^\]\n]*\])"
 )
 _LINK_DEFINITION = re.compile(r"^ {0,3}\[[^\]\n]+\]:[ \t]*\S+[^\n]*$", re.MULTILINE)
+_BRACKETS = re.compile(r"\[[^\[\]\n]*\]")
 _URL = re.compile(r"(?:https?|zotero|obsidian|file)://[^\s<>()\[\]]+")
 _CITEKEY = re.compile(r"(?<![\w.+\-@/:])@(?P<key>[A-Za-z0-9_][\w:.#$%&+?~/-]*)")
 _IMPL = re.compile(r"(?<![\w@/:.-])impl:(?P<id>[a-z0-9]+(?:-[a-z0-9]+)*)(?![\w-])")
@@ -106,18 +110,6 @@ class Reference:
         return f"{where}: {self.status} {self.kind} {self.text}{arrow}{detail}"
 
 
-def _bracketed(text: str, start: int, end: int) -> bool:
-    """Whether ``text[start:end]`` sits inside ``[...]`` on its line (a Pandoc citation)."""
-    line_start = text.rfind("\n", 0, start) + 1
-    line_end = text.find("\n", end)
-    line_end = len(text) if line_end < 0 else line_end
-    before = text[line_start:start]
-    after = text[end:line_end]
-    opened = before.rfind("[") > before.rfind("]")
-    closes = after.find("]") >= 0 and (after.find("[") < 0 or after.find("]") < after.find("["))
-    return opened and closes
-
-
 def _markdown_link(label: str, url: str) -> str:
     """A Markdown link; brackets in the label are escaped so the link stays one link.
 
@@ -137,26 +129,33 @@ class _Scan:
     excluded: list[Span]  # code and comments: no references at all
     managed: list[Span]  # managed blocks: no mentions, no fixes
     front_matter: list[Span]  # no mentions, no fixes
+    protected: list[Span]  # headings, HTML tags, footnotes...: no fixes (mentions reported)
+    brackets: list[Span]  # innermost [...] on one line: where a citekey is a Pandoc citation
     wikilinks: list[Span] = field(default_factory=list)  # no citekeys, impl: or mentions
     links: list[Span] = field(default_factory=list)  # Markdown links and URLs, unmerged
+    link_texts: list[Span] = field(default_factory=list)  # the [text] parts of Markdown links
 
     @classmethod
     def of(cls, text: str) -> _Scan:
         code = code_spans(text)
-        excluded = merge_spans(code + comment_spans(text, code))
+        excluded = merge_spans(code + comment_spans(text, code) + math_spans(text, code))
         try:
             managed = [(block.start, block.end) for block in managed_blocks(text)]
         except ManagedBlockError:  # export reports broken markers; here the note is all prose
             managed = []
         front = front_matter_span(text)
-        return cls(text, excluded, managed, [front] if front else [])
+        brackets = [match.span() for match in _BRACKETS.finditer(text)]
+        protected = protected_spans(text, code)
+        return cls(text, excluded, managed, [front] if front else [], protected, brackets)
 
     def free(self, match: re.Match[str]) -> bool:
         """Whether a match lies outside code and comments."""
         return not inside(self.excluded, match.start(), match.end())
 
     def fixable(self, start: int, end: int) -> bool:
-        return not inside(self.managed, start, end) and not inside(self.front_matter, start, end)
+        return not any(
+            inside(spans, start, end) for spans in (self.managed, self.front_matter, self.protected)
+        )
 
 
 class _Finder:
@@ -208,6 +207,8 @@ class _Finder:
         for pattern in (_MARKDOWN_LINK, _LINK_DEFINITION):
             for match in filter(self.scan.free, pattern.finditer(self.text)):
                 self.scan.links.append(match.span())
+                if pattern is _MARKDOWN_LINK:
+                    self.scan.link_texts.append(match.span("text"))
         site = re.compile(
             rf"{re.escape(self.resolver.site)}(?P<section>papers|taxonomy)/(?P<slug>[^/\s#?]+)/?"
         )
@@ -231,17 +232,18 @@ class _Finder:
             if not key or inside(taken, match.start()):
                 continue
             start, end = match.start(), match.start() + 1 + len(key)
-            bracketed = _bracketed(self.text, start, end)
+            bracketed = inside(self.scan.brackets, start, end)
             self.add(start, end, "citekey", self.resolver.citekey(key, bracketed))
 
     def impl_references(self) -> None:
         linked = merge_spans(self.scan.links)
+        link_texts = merge_spans(self.scan.link_texts)
         for match in filter(self.scan.free, _IMPL.finditer(self.text)):
             start, end = match.span()
             if inside(self.scan.wikilinks, start, end):
                 continue
             in_link = inside(linked, start, end)
-            if in_link and not _in_link_text(self.text, self.scan.links, start):
+            if in_link and not inside(link_texts, start, end):
                 continue  # part of a URL
             result = self.resolver.impl(match["id"])
             fix = None
@@ -260,12 +262,17 @@ class _Finder:
             + [(ref.start, ref.end) for ref in self.found]
         )
         names = self.resolver.names
+        ids: dict[str, str | None] = {}  # a long note names the same few models many times
         for match in names.mention_pattern().finditer(self.text):
             start, end = match.span()
-            id = names.mention_id(match.group(0))
+            if match.group(0) not in ids:
+                ids[match.group(0)] = names.mention_id(match.group(0))
+            id = ids[match.group(0)]
             if id is None or inside(occupied, start, end):
                 continue
-            fix = _markdown_link(match.group(0), self.resolver.page_of(id))
+            fix = None
+            if self.scan.fixable(start, end):
+                fix = _markdown_link(match.group(0), self.resolver.page_of(id))
             self.add(start, end, "mention", (RESOLVED, id, self.resolver.entry(id).name), fix)
 
 
@@ -281,15 +288,6 @@ def find_references(
     if mentions:
         finder.mentions()
     return sorted(finder.found, key=lambda ref: ref.start)
-
-
-def _in_link_text(text: str, linked: list[Span], offset: int) -> bool:
-    """Whether ``offset`` is in the text part ``[...]`` of a Markdown link (not its URL)."""
-    for start, end in linked:
-        if start <= offset < end and text[start] in "[!":
-            close = text.find("](", start)
-            return close > offset
-    return False
 
 
 def apply_fixes(text: str, references: list[Reference]) -> str:
@@ -333,7 +331,7 @@ def check_vault(
     for path in vault_notes(vault):
         text = read_note(path)
         if text is None:
-            unreadable.append(f"{path}: not UTF-8 text; skipped")
+            unreadable.append(f"{path}: {why_unread(path)}")
             continue
         references = find_references(path, text, resolver, mentions=mentions)
         reports.append(NoteReport(path, references, text, apply_fixes(text, references)))

@@ -12,7 +12,12 @@ Re-exporting rewrites that block only; every other byte of the note (what the re
 wrote, its line endings) is kept. A note is found again by the id in its marker, so
 it may be renamed or moved within the vault. An existing note without a block (one
 the reader wrote before exporting) is left alone unless ``adopt`` is asked for: then
-the block is put on its top.
+the block is put on its top (after a byte order mark, which stays first).
+
+No catalog text can end or open a block: inside it, ``<!--`` and ``-->`` are written as
+``&lt;!--`` and ``--&gt;``, every field is one line and no line opens a code fence (which
+would hide the end marker). A note is written through a symlink only to a target inside
+the vault; a read-only note, or one over the size limit, is skipped with its reason.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from tools.catalog.addresses import (
 )
 from tools.catalog.filenames import literature_note_name
 from tools.notes.markdown import ManagedBlockError, managed_blocks, newline_of
-from tools.notes.vault import read_note, vault_notes
+from tools.notes.vault import read_note, unwritable, vault_notes, why_unread
 
 BEGIN_MARKER = (
     "<!-- atlas:begin id={id} | written by `python -m tools.notes export`: "
@@ -87,10 +92,36 @@ def topic_link(text: str) -> str:
     return "[[" + re.sub(r"[^\w]+", "_", text.casefold()).strip("_") + "]]"
 
 
+def neutralise(line: str) -> str:
+    """One line of catalog text made inert inside a managed block: no comment markers
+    (which could end or open a block) and no code fence at its start (which would hide the
+    end marker from :func:`tools.notes.markdown.managed_blocks`).
+
+    Examples:
+        >>> neutralise("<!-- atlas:end -->")
+        '&lt;!-- atlas:end --&gt;'
+        >>> neutralise("```python")
+        '\\\\```python'
+    """
+    line = line.replace("<!--", "&lt;!--").replace("-->", "--&gt;")
+    return "\\" + line if line.lstrip(" \t").startswith(("```", "~~~")) else line
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
 def render_block(entry: Entry, catalog: Catalog, commit: str) -> str:
     """The managed block of ``entry``'s note, with ``\\n`` line endings."""
+    lines = _render_lines(entry, catalog, commit)
+    # Between the markers only neutralised, single-line text: see neutralise().
+    inner = [neutralise(_one_line(line)) for line in lines]
+    return "\n".join([BEGIN_MARKER.format(id=entry.id), *inner, END_MARKER])
+
+
+def _render_lines(entry: Entry, catalog: Catalog, commit: str) -> list[str]:
     page = paper_page_url(entry.id)
-    lines = [BEGIN_MARKER.format(id=entry.id), f"### {entry.title}", SEPARATOR]
+    lines = [f"### {entry.title}", SEPARATOR]
     lines.append(f"- Atlas: [{entry.name}]({page})")
     if entry.zotero and not entry.zotero.deleted:
         lines.append(f"- [Zotero Select Link]({entry.zotero.select_uri})")
@@ -116,7 +147,7 @@ def render_block(entry: Entry, catalog: Catalog, commit: str) -> str:
         )
     if entry.complexity:
         symbols = "; ".join(
-            f"{name}: {meaning}" for name, meaning in entry.complexity.symbols.items()
+            f"{name}: {_one_line(meaning)}" for name, meaning in entry.complexity.symbols.items()
         )
         where = f" (where {symbols})" if symbols else ""
         lines.append(
@@ -142,9 +173,8 @@ def render_block(entry: Entry, catalog: Catalog, commit: str) -> str:
             f"- Cite as: impl:{entry.id} (full citation: `python -m tools.cite {entry.id}`)"
         )
     if entry.summary:
-        lines += [SEPARATOR, "### Summary (atlas)", " ".join(entry.summary.split())]
-    lines.append(END_MARKER)
-    return "\n".join(lines)
+        lines += [SEPARATOR, "### Summary (atlas)", _one_line(entry.summary)]
+    return lines
 
 
 def render_new_note(block: str) -> str:
@@ -198,6 +228,8 @@ def _existing_blocks(vault: Path) -> tuple[dict[str, list[Path]], list[Action]]:
     broken: list[Action] = []
     for path in vault_notes(vault):
         text = read_note(path)
+        if text is None and why_unread(path).startswith("larger"):
+            broken.append(Action("skip", path, "", why_unread(path)))
         if text is None or "atlas:" not in text:
             continue
         try:
@@ -208,6 +240,11 @@ def _existing_blocks(vault: Path) -> tuple[dict[str, list[Path]], list[Action]]:
         for block in blocks:
             by_id.setdefault(block.id, []).append(path)
     return by_id, broken
+
+
+def name_of(entry: Entry) -> str:
+    """The file name of ``entry``'s new note."""
+    return literature_note_name(entry.year, entry.title)
 
 
 def plan_export(catalog: Catalog, vault: Path, *, adopt: bool = False) -> ExportPlan:
@@ -226,6 +263,11 @@ def plan_export(catalog: Catalog, vault: Path, *, adopt: bool = False) -> Export
             names = ", ".join(str(path) for path in holders)
             actions.append(Action("skip", holders[0], entry.id, f"several notes hold it: {names}"))
             continue
+        refused = unwritable(vault, holders[0] if holders else vault / name_of(entry))
+        if refused:
+            path = holders[0] if holders else vault / name_of(entry)
+            actions.append(Action("skip", path, entry.id, f"{refused}; not written"))
+            continue
         if holders:
             path = holders[0]
             old = read_note(path) or ""
@@ -235,7 +277,7 @@ def plan_export(catalog: Catalog, vault: Path, *, adopt: bool = False) -> Export
                 files[path] = new
             actions.append(Action(verb, path, entry.id))
             continue
-        name = literature_note_name(entry.year, entry.title)
+        name = name_of(entry)
         path = vault / name
         if path in broken:
             continue  # already reported: its markers do not pair up
@@ -245,7 +287,9 @@ def plan_export(catalog: Catalog, vault: Path, *, adopt: bool = False) -> Export
                 actions.append(Action("skip", path, entry.id, "not UTF-8 text"))
             elif adopt and "atlas:begin" not in existing:
                 newline = newline_of(existing)
-                files[path] = _with_newline(block + "\n", newline) + existing
+                # A byte order mark belongs at the very start, before the block.
+                bom = "\ufeff" if existing.startswith("\ufeff") else ""
+                files[path] = bom + _with_newline(block + "\n", newline) + existing[len(bom) :]
                 actions.append(Action("adopt", path, entry.id))
             else:
                 reason = (

@@ -20,15 +20,16 @@ from dataclasses import dataclass
 Span = tuple[int, int]
 
 # The markers of the block a literature note's export owns (tools/notes/export.py).
-MANAGED_BEGIN = re.compile(r"^<!-- atlas:begin id=(?P<id>[a-z0-9]+(?:-[a-z0-9]+)*)\b[^\n]*?-->")
+# A begin marker opens a line, or the note after its byte order mark.
+MANAGED_BEGIN = re.compile(
+    r"(?:^|(?<=\A\ufeff))<!-- atlas:begin id=(?P<id>[a-z0-9]+(?:-[a-z0-9]+)*)\b[^\n]*?-->"
+)
 MANAGED_END = re.compile(r"^<!-- atlas:end -->", re.MULTILINE)
 
 _FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})(?P<info>[^\n]*)$")
 _LIST_ITEM = re.compile(r"^[ \t]*(?:[-*+]|\d+[.)])(?:[ \t]|$)")
-_INLINE_CODE = re.compile(
-    r"(?<!`)(?P<ticks>`+)(?!`)(?:(?!\n[ \t]*\n).)+?(?<!`)(?P=ticks)(?!`)", re.S
-)
-_HTML_COMMENT = re.compile(r"<!--.*?-->", re.S)
+_TICKS = re.compile(r"`+")
+_BLANK_LINE = re.compile(r"\n[ \t]*(?=\n)")
 
 
 def lines_with_offsets(text: str) -> list[tuple[int, str]]:
@@ -147,21 +148,63 @@ def merge_spans(spans: list[Span]) -> list[Span]:
 def code_spans(text: str) -> list[Span]:
     """Sorted, disjoint spans of all code: code blocks and inline code spans."""
     blocks = code_block_spans(text)
-    inline = [
-        match.span()
-        for match in _INLINE_CODE.finditer(text)
-        if not inside(blocks, match.start(), match.end())
-    ]
+    inline = [span for span in inline_code_spans(text) if not inside(blocks, *span)]
     return merge_spans(blocks + inline)
+
+
+def inline_code_spans(text: str) -> list[Span]:
+    """Inline code: a run of backticks up to the next run of the same length, within a
+    paragraph (never across a blank line).
+
+    Linear in the text: each run looks up the next run of its length in a table, where a
+    regular expression would rescan the paragraph for every unclosed run.
+
+    Examples:
+        >>> text = "a `x` b ``y`z`` c ` d"
+        >>> [text[start:end] for start, end in inline_code_spans(text)]
+        ['`x`', '``y`z``']
+    """
+    runs = [(match.start(), match.end() - match.start()) for match in _TICKS.finditer(text)]
+    by_length: dict[int, list[int]] = {}
+    for index, (_, length) in enumerate(runs):
+        by_length.setdefault(length, []).append(index)
+    blanks = [match.start() for match in _BLANK_LINE.finditer(text)]
+    spans: list[Span] = []
+    index = 0
+    while index < len(runs):
+        start, length = runs[index]
+        same = by_length[length]
+        following = bisect.bisect_right(same, index)
+        if following < len(same):
+            close = same[following]
+            close_start = runs[close][0]
+            blank = bisect.bisect_left(blanks, start)
+            if blank == len(blanks) or blanks[blank] > close_start:
+                spans.append((start, close_start + length))
+                index = close + 1
+                continue
+        index += 1
+    return spans
 
 
 def comment_spans(text: str, code: list[Span]) -> list[Span]:
     """HTML comments outside code (the managed block's markers are comments)."""
-    return [
-        match.span()
-        for match in _HTML_COMMENT.finditer(text)
-        if not inside(code, match.start(), match.end())
-    ]
+    spans: list[Span] = []
+    start, end = text.find("<!--"), -1
+    while start >= 0:
+        # Forward searches only: an unclosed "<!--" ends the search, and a "-->" found
+        # once is reused (a regular expression would rescan the rest of the note for
+        # every "<!--").
+        if end < start + 4:
+            end = text.find("-->", start + 4)
+        if end < 0:
+            break
+        if not inside(code, start, end + 3):
+            spans.append((start, end + 3))
+            start = text.find("<!--", end + 3)
+        else:
+            start = text.find("<!--", start + 4)
+    return spans
 
 
 def front_matter_span(text: str) -> Span | None:
