@@ -156,6 +156,7 @@ BAD_ARGUMENTS = {
     "tag with a line break": (["--tag", "a\nb"], "--tag"),
     "empty tag": (["--tag", ""], "--tag"),
     "overlong tag": (["--tag", "t" * 300], "--tag"),
+    "a file server": (["--api-url", "file:///etc"], "--api-url"),
 }
 
 

@@ -12,7 +12,8 @@ no default page size, a ``Zotero-Server-ID`` header, ``users/0`` for the local u
 
 Faults are queued with :meth:`FakeZotero.fail`: an HTTP status with headers (429 with
 ``Retry-After``, 500, 503), ``Backoff`` on a good answer, malformed JSON, a dropped
-connection, or a response that hangs. Every request is recorded.
+connection, a response that hangs, or any answer at all (``reply``). Every request is
+recorded.
 """
 
 from __future__ import annotations
@@ -48,11 +49,12 @@ class Recorded:
 class Fault:
     """A misbehaviour for the next ``times`` requests whose path and query contain ``match``."""
 
-    kind: str  # "status", "backoff", "malformed", "disconnect" or "hang"
+    kind: str  # "status", "backoff", "malformed", "reply", "disconnect" or "hang"
     match: str = ""
     status: int = 500
     headers: dict[str, str] = field(default_factory=dict)
     times: int = 1
+    body: Any = ""  # the answer of a "reply" fault (a str is sent as it is)
 
 
 class FakeLibrary:
@@ -243,6 +245,8 @@ class _Handler(BaseHTTPRequestHandler):
         if fault.kind == "backoff":
             headers.update(fault.headers)  # a good answer that asks the client to slow down
             return
+        if fault.kind == "reply":  # any answer, e.g. a 200 that is not the documented JSON
+            raise _Reply(fault.status, fault.body, fault.headers)
         if fault.kind == "malformed":
             raise _Reply(200, '[{"key": "ABCD2345", "data": ', {"Last-Modified-Version": "1"})
         if fault.kind == "hang":

@@ -527,9 +527,9 @@ def write_catalog(root: Path) -> Path:
 
 
 def snapshot(root: Path) -> dict[str, bytes]:
-    """Every file under ``root``, byte for byte."""
+    """Every file under ``root``, byte for byte (the empty lock file a writer holds aside)."""
     return {
         str(path.relative_to(root)): path.read_bytes()
         for path in sorted(root.rglob("*"))
-        if path.is_file()
+        if path.is_file() and path.name != ".atlas.lock"
     }

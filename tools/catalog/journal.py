@@ -104,6 +104,8 @@ def recover(root: Path) -> str | None:
             ) from error
         return f"finished an interrupted write of {count} file(s)"
     strays = sorted(root.rglob(f"*{STAGED_SUFFIX}"))
+    # The journal's own temporary file, when a crash came before it was renamed.
+    strays += sorted(root.glob(f".{JOURNAL_NAME}.*.tmp"))
     for stray in strays:
         stray.unlink(missing_ok=True)
     return (

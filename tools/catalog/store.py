@@ -70,7 +70,8 @@ class Store:
 
     def _current_text(self, path: Path) -> str:
         pending = self._pending.get(path)
-        return pending if pending is not None else path.read_text(encoding="utf-8")
+        # Bytes, not read_text: universal newlines would turn a CRLF file into LF on write.
+        return pending if pending is not None else path.read_bytes().decode("utf-8")
 
     def update_entry(self, id: str, changes: Mapping[str, Any]) -> list[FieldChange]:
         """Stage changes of citation fields of entry ``id``; returns what actually changes."""

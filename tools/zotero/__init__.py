@@ -12,6 +12,8 @@ The rooms, each with one job:
 ==================  ==========================================================
 ``errors``          the one-line failures, and the redaction of the API key
 ``retry``           the retry policy, and which failures deserve another try
+``deadline``        a deadline for each whole request and for the whole reading
+``answers``         what the API documents as its answers, checked before use
 ``client``          :class:`ZoteroSource`: one library on one server, via pyzotero
 ``record``          :class:`ZoteroRecord`: an item under Zotero's field names
 ``importer``        CSL-JSON and Better BibTeX JSON exports as records
@@ -21,7 +23,7 @@ The rooms, each with one job:
 ``matching``        which entry an item is: Zotero key, DOI, arXiv id, title
 ``drafts``          draft entries for items the catalog lacks (``--add-new``)
 ``watermark``       the library version read up to, per library and server
-``options``         the command line as a typed record
+``options``         the command line as a typed record, its values checked
 ``fetch``           what changed since the watermark, or an export's items
 ``sync``            the plan: updates, flags, drafts, conflicts, staged in a Store
 ``report``          the printed changes and summary

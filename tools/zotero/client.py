@@ -2,8 +2,13 @@
 
 :class:`ZoteroSource` adds what a sync needs (see ``zotero.md``, section 1):
 
-* a timeout on every request (pyzotero's module-wide ``DEFAULT_TIMEOUT`` overrides the
-  client's own, so it is set for the duration of a :class:`ZoteroSource`);
+* a deadline for every whole request and for the whole reading, which a server that
+  trickles its answer cannot stretch (:mod:`tools.zotero.deadline`), besides the per-read
+  timeout (pyzotero's module-wide ``DEFAULT_TIMEOUT`` overrides the client's own, so it
+  is set for the duration of a :class:`ZoteroSource`);
+* answers checked against what the API documents (:mod:`tools.zotero.answers`): a 200
+  that is not that JSON is an error, never an empty library;
+* a collection key sent as one URL-quoted path segment;
 * bounded exponential backoff for 5xx answers and transport errors, by the rules of
   :mod:`tools.zotero.retry`;
 * stale query parameters cleared before each try (pyzotero keeps them after a failure);
@@ -20,15 +25,18 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, Literal, TypeVar
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import parse_qs, quote, urlparse
 
 import httpx2
 import pyzotero._client as pyzotero_client
 from pyzotero import Zotero
 from pyzotero import errors as ze
 
+from tools.zotero import answers
+from tools.zotero.deadline import BoundedClient, DeadlineExceeded, RunClock, WrongAnswer
 from tools.zotero.errors import ZoteroError, redact
-from tools.zotero.retry import NotModified, Place, RetryPolicy, classify
+from tools.zotero.options import KEY
+from tools.zotero.retry import Failure, NotModified, Place, RetryPolicy, classify
 
 T = TypeVar("T")
 
@@ -74,7 +82,8 @@ def server_name(url: str) -> str:
         ('api.zotero.org', '127.0.0.1:23119/api')
     """
     parsed = urlparse(url)
-    return f"{parsed.netloc}{parsed.path.rstrip('/')}"
+    host = parsed.netloc.rpartition("@")[2]  # never a user name or password
+    return f"{host}{parsed.path.rstrip('/')}"
 
 
 class ZoteroSource:
@@ -88,7 +97,8 @@ class ZoteroSource:
         collection: Read only this collection's items (subcollections are not included).
         tag: Read only items with this tag.
         policy: Timeouts and retries.
-        sleep: How to wait between retries (tests pass a fake).
+        clock: The time left to the whole reading (no limit by default).
+        sleep: How to wait between retries.
     """
 
     def __init__(
@@ -101,6 +111,7 @@ class ZoteroSource:
         collection: str | None = None,
         tag: str | None = None,
         policy: RetryPolicy | None = None,
+        clock: RunClock | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         if tag and "tags" in tag:
@@ -110,18 +121,27 @@ class ZoteroSource:
         self.local = local
         self.endpoint = (endpoint or (LOCAL_API if local else WEB_API)).rstrip("/")
         self.collection = collection.upper() if collection else None
+        if self.collection is not None and not KEY.fullmatch(self.collection):
+            raise ZoteroError(f"{self.collection[:20]!r} is not a Zotero collection key")
         self.tag = tag
         self.policy = policy or RetryPolicy()
+        self.clock = clock or RunClock(None)
         self._sleep = sleep
         self._secrets = [api_key]
-        self._http = httpx2.Client(
+        self._http = self._new_client()
+        self._zot = Zotero(library.id, library.kind, api_key, local=local, client=self._http)
+        self._zot.endpoint = self.endpoint
+        self._saved_timeout = pyzotero_client.DEFAULT_TIMEOUT
+
+    def _new_client(self) -> BoundedClient:
+        return BoundedClient(
+            request_time=self.policy.timeout,
+            clock=self.clock,
+            max_wait=self.policy.max_delay,
             follow_redirects=True,
             timeout=self.policy.timeout,
             trust_env=not is_loopback(self.endpoint),
         )
-        self._zot = Zotero(library.id, library.kind, api_key, local=local, client=self._http)
-        self._zot.endpoint = self.endpoint
-        self._saved_timeout = pyzotero_client.DEFAULT_TIMEOUT
 
     def __enter__(self) -> ZoteroSource:
         # pyzotero passes DEFAULT_TIMEOUT with every read, overriding the client's timeout.
@@ -162,21 +182,59 @@ class ZoteroSource:
             self._zot.url_params = None
             try:
                 return request()
+            except WrongAnswer as error:
+                raise self._wrong_answer(what, str(error)) from None
+            except DeadlineExceeded:
+                self._reset_connections()  # the interrupted connection is not reused
+                failure = Failure(
+                    f"timed out after {self.policy.timeout:g} s waiting for {what} "
+                    f"from {self._where()}",
+                    retryable=True,
+                )
             except (ze.PyZoteroError, httpx2.HTTPError, ValueError) as error:
                 failure = classify(error, what, self._place())
+            if self.clock.expired():
+                raise self._out_of_time(what)
             if not failure.retryable or attempt == self.policy.attempts:
                 tries = f" (after {attempt} tries)" if attempt > 1 else ""
                 raise ZoteroError(redact(failure.message + tries, self._secrets)) from None
-            wait = max(self.policy.delay(attempt), failure.wait or 0.0)
-            self._sleep(min(wait, self.policy.max_delay))
+            wait = min(max(self.policy.delay(attempt), failure.wait or 0.0), self.policy.max_delay)
+            if wait >= self.clock.remaining():
+                raise self._out_of_time(what)
+            self._sleep(wait)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _wrong_answer(self, what: str, detail: str) -> ZoteroError:
+        message = (
+            f"the answer for {what} from {self._where()} is not the JSON the Zotero API "
+            f"documents: {detail}; nothing was written"
+        )
+        return ZoteroError(redact(message, self._secrets))
+
+    def _out_of_time(self, what: str) -> ZoteroError:
+        return ZoteroError(
+            f"stopped waiting for {what} from {self._where()}: reading the library would "
+            f"not finish within --max-time {self.clock.seconds:g} s; nothing was written"
+        )
+
+    def _reset_connections(self) -> None:
+        self._http.close()
+        self._http = self._new_client()
+        self._zot.client = self._http
+
+    def _checked(self, check: Callable[[Any], T], value: Any, what: str) -> T:
+        try:
+            return check(value)
+        except WrongAnswer as error:
+            raise self._wrong_answer(what, str(error)) from None
 
     def _top(self, **params: Any) -> Any:
         """``/items/top`` of the library or collection, with the tag filter."""
         if self.tag:
             params["tag"] = self.tag
         if self.collection:
-            return self._zot.collection_items_top(self.collection, **params)
+            # One path segment, quoted, whatever the key (it was checked already).
+            return self._zot.collection_items_top(quote(self.collection, safe=""), **params)
         return self._zot.top(**params)
 
     def _header(self, name: str) -> str | None:
@@ -192,12 +250,6 @@ class ZoteroSource:
 
     def _library_version(self) -> int:
         return self._header_int("Last-Modified-Version")
-
-    @staticmethod
-    def _expect(value: Any, kind: type, what: str) -> Any:
-        if not isinstance(value, kind):
-            raise ZoteroError(f"malformed JSON in {what}: expected a {kind.__name__}")
-        return value
 
     # ------------------------------------------------------------------ reads
 
@@ -235,10 +287,7 @@ class ZoteroSource:
         return self._checked_versions(versions, what), self._library_version()
 
     def _checked_versions(self, versions: Any, what: str) -> dict[str, int]:
-        self._expect(versions, dict, what)
-        if not all(isinstance(v, int) for v in versions.values()):
-            raise ZoteroError(f"malformed JSON in {what}: versions must be integers")
-        return versions
+        return self._checked(answers.versions, versions, what)
 
     def all_items(
         self, on_page: Callable[[int, int | None], None] = lambda n, t: None
@@ -281,7 +330,7 @@ class ZoteroSource:
                     direction="asc",
                 ),
             )
-            items.extend(self._expect(page, list, what))
+            items.extend(self._checked(answers.items, page, what))
             versions.add(self._library_version())
             if total is None and self._header("Total-Results"):
                 total = self._header_int("Total-Results")
@@ -321,18 +370,15 @@ class ZoteroSource:
                     self._zot.items, itemKey=",".join(batch), includeTrashed=1, limit=KEY_BATCH
                 ),
             )
-            items.extend(self._expect(found, list, what))
+            items.extend(self._checked(answers.items, found, what))
             on_batch(len(batch))
         return items
 
     def deleted_since(self, since: int) -> list[str]:
         """Keys of items deleted (not merely trashed) after library version ``since``."""
         what = "the deleted items"
-        deleted = self._expect(self._call(what, lambda: self._zot.deleted(since=since)), dict, what)
-        keys = deleted.get("items", [])
-        if not isinstance(keys, list) or not all(isinstance(key, str) for key in keys):
-            raise ZoteroError(f"malformed JSON in {what}: 'items' must be a list of keys")
-        return keys
+        deleted = self._call(what, lambda: self._zot.deleted(since=since))
+        return self._checked(answers.deleted_keys, deleted, what)
 
 
 def _set_default_timeout(seconds: float) -> None:

@@ -6,7 +6,9 @@ and a URL; ``draft: true`` marks it as waiting for a person to fill in the rest.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import itertools
+import string
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,7 +60,8 @@ def ascii_words(text: str) -> list[str]:
 def make_citekey(authors: Sequence[str], year: int, title: str, taken: Iterable[str] = ()) -> str:
     """A Google-Scholar-style key, first author's family name + year + first title word.
 
-    A letter is appended when the key is taken.
+    A letter is appended when the key is taken (``b`` to ``z``, then ``aa``, ``ab``…: a
+    BibTeX key has letters and digits only, never the ``{`` that follows ``z``).
 
     Examples:
         >>> make_citekey(["Krzysztof Choromanski"], 2021, "Rethinking Attention with Performers")
@@ -66,6 +69,9 @@ def make_citekey(authors: Sequence[str], year: int, title: str, taken: Iterable[
         >>> make_citekey(["Ashish Vaswani"], 2017, "Attention Is All You Need",
         ...              taken={"vaswani2017attention"})
         'vaswani2017attentionb'
+        >>> taken = {"vaswani2017attention" + c for c in ["", *"bcdefghijklmnopqrstuvwxyz"]}
+        >>> make_citekey(["Ashish Vaswani"], 2017, "Attention Is All You Need", taken=taken)
+        'vaswani2017attentionaa'
         >>> make_citekey([], 2020, "The Efficient Transformer")
         'anonymous2020efficient'
     """
@@ -75,10 +81,20 @@ def make_citekey(authors: Sequence[str], year: int, title: str, taken: Iterable[
     if not base[0].isalpha():
         base = f"k{base}"
     taken = set(taken)
-    key, suffix = base, ord("b")
+    suffixes = _suffixes()
+    key = base
     while key in taken:
-        key, suffix = f"{base}{chr(suffix)}", suffix + 1
+        key = base + next(suffixes)
     return key
+
+
+def _suffixes() -> Iterator[str]:
+    """``b`` … ``z``, then ``aa``, ``ab`` … ``zz``, ``aaa`` …: endless, letters only."""
+    letters = string.ascii_lowercase
+    yield from letters[1:]
+    for length in itertools.count(2):
+        for combination in itertools.product(letters, repeat=length):
+            yield "".join(combination)
 
 
 def draft_name(title: str) -> str:

@@ -17,6 +17,7 @@ from tqdm import tqdm
 
 from tools.catalog import Store
 from tools.zotero.client import LibraryRef, ZoteroSource
+from tools.zotero.deadline import RunClock
 from tools.zotero.errors import ExportError, SyncError
 from tools.zotero.importer import read_export
 from tools.zotero.options import SyncOptions
@@ -98,6 +99,7 @@ def fetch_from_api(options: SyncOptions, store: Store) -> Fetched:
         collection=options.collection,
         tag=options.tag,
         policy=policy,
+        clock=RunClock(options.max_time),
     )
     with source:
         fetch = _fetch_local if options.local else _fetch_web

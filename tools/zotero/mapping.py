@@ -66,11 +66,14 @@ class MappedItem:
         fields: The citation fields Zotero has values for (catalog names, catalog formats).
         preprint: The item is a preprint (a preprint type, a repository, or an arXiv DOI),
             which matters when the catalog entry is a published version.
+        refused: Zotero values left out because they are not valid in their format (a
+            DOI or web URL with a brace, a quote or a space would break BibTeX and links).
     """
 
     record: ZoteroRecord
     fields: dict[str, Any] = field(default_factory=dict)
     preprint: bool = False
+    refused: tuple[str, ...] = ()
 
     @property
     def label(self) -> str:
@@ -111,12 +114,41 @@ def citation_fields(record: ZoteroRecord) -> dict[str, Any]:
     return {name: value for name, value in fields.items() if value is not None}
 
 
+def refused_values(data: Any) -> tuple[str, ...]:
+    """What of a DOI or a web URL Zotero has is no valid value, said for the report.
+
+    A ``zotero://`` or ``file:`` URL is simply not a web page, and is left out silently.
+
+    Examples:
+        >>> for note in refused_values({"DOI": "10.1/x}@misc{", "url": "https://x.org/a b"}):
+        ...     print(note)
+        Zotero's DOI '10.1/x}@misc{' is not a valid DOI
+        Zotero's URL 'https://x.org/a b' is not a valid URL
+        >>> refused_values({"DOI": "10.1145/3530811", "url": "zotero://select/items/1_AB"})
+        ()
+    """
+    notes = []
+    doi = clean_text(data.get("DOI"))
+    if doi and normalise_doi(doi) is None:
+        notes.append(f"Zotero's DOI {doi[:80]!r} is not a valid DOI")
+    url = clean_text(data.get("url"))
+    if url.lower().startswith(("http://", "https://")) and url_of(data) is None:
+        notes.append(f"Zotero's URL {url[:80]!r} is not a valid URL")
+    return tuple(notes)
+
+
 def map_record(record: ZoteroRecord) -> MappedItem:
-    """Map ``record`` to a :class:`MappedItem` (fields plus whether it is a preprint)."""
+    """Map ``record`` to a :class:`MappedItem` (fields, whether it is a preprint, what was
+    refused)."""
     doi = normalise_doi(record.data.get("DOI"))
     preprint = (
         record.item_type == "preprint"
         or bool(clean_text(record.data.get("repository")))
         or is_arxiv_doi(doi)
     )
-    return MappedItem(record=record, fields=citation_fields(record), preprint=preprint)
+    return MappedItem(
+        record=record,
+        fields=citation_fields(record),
+        preprint=preprint,
+        refused=refused_values(record.data),
+    )

@@ -1,6 +1,7 @@
 """What a sync prints: the changes entry by entry and field by field, then the summary.
 
-Every line goes through a :class:`Console`, which redacts the API key from it.
+Every line goes through a :class:`Console`, which redacts the API key from it and writes
+out control characters (a title's escape sequence is shown, never obeyed by the terminal).
 """
 
 from __future__ import annotations
@@ -10,23 +11,27 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
+from tools.catalog.console import printable
 from tools.zotero.errors import redact
 from tools.zotero.mapping import MappedItem
 from tools.zotero.sync import SyncReport
 
 
 class Console:
-    """Prints to stdout and stderr, never letting a secret through."""
+    """Prints to stdout and stderr, never letting a secret or a control character through."""
 
     def __init__(self, secrets: list[str | None], out: TextIO | None = None) -> None:
-        self._secrets = secrets
+        self.secrets = [secret for secret in secrets if secret]
         self._out = out
 
+    def _shown(self, line: str) -> str:
+        return printable(redact(line, self.secrets))
+
     def say(self, line: str = "") -> None:
-        print(redact(line, self._secrets), file=self._out or sys.stdout)
+        print(self._shown(line), file=self._out or sys.stdout)
 
     def warn(self, line: str) -> None:
-        print(redact(line, self._secrets), file=sys.stderr)
+        print(self._shown(line), file=sys.stderr)
 
 
 def show(value: Any) -> str:

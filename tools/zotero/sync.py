@@ -7,6 +7,8 @@ the source of the citation fields only; the sync never touches anything else.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,7 +47,7 @@ class Created:
 
 @dataclass(frozen=True)
 class Failed:
-    """An entry that could not be changed (its file is broken), and why."""
+    """An entry that could not be changed (its file is broken), or an item refused, and why."""
 
     entry_id: str
     reason: str
@@ -157,8 +159,36 @@ def _update(
         report.unchanged.append(match)
 
 
-def synchronise(store: Store, catalog: Catalog, fetched: Fetched, add_new: bool) -> SyncReport:
-    """Stage every change the fetched items call for; nothing is written until commit."""
+def _accepted(
+    records: list[ZoteroRecord], secrets: Sequence[str], report: SyncReport
+) -> list[MappedItem]:
+    """The items that may be written: one holding a secret (a server that echoes the API
+    key into a title) is refused whole; a value that breaks its format is left out."""
+    accepted = []
+    for record in records:
+        item = map_record(record)
+        text = json.dumps([item.fields, item.label], ensure_ascii=False)
+        if any(secret in text for secret in secrets):
+            reason = "its fields contain the API key (echoed by the server?); not written"
+            report.failed.append(Failed(item.label, reason))
+            continue
+        report.warnings.extend(f"{item.label}: {note}; left out" for note in item.refused)
+        accepted.append(item)
+    return accepted
+
+
+def synchronise(
+    store: Store,
+    catalog: Catalog,
+    fetched: Fetched,
+    add_new: bool,
+    secrets: Sequence[str] = (),
+) -> SyncReport:
+    """Stage every change the fetched items call for; nothing is written until commit.
+
+    Args:
+        secrets: Values never to write (the API key), wherever an item holds them.
+    """
     report = SyncReport()
     live: list[ZoteroRecord] = []
     trashed: list[ZoteroRecord] = []
@@ -172,7 +202,7 @@ def synchronise(store: Store, catalog: Catalog, fetched: Fetched, add_new: bool)
     view = _citation_view(catalog)
     if fetched.library:
         _flag_deleted(store, view, fetched, trashed, report)
-    result = match_items([map_record(record) for record in live], view)
+    result = match_items(_accepted(live, [s for s in secrets if s], report), view)
     report.conflicts = result.conflicts
     citekey_owners = {entry.citekey: entry_id for entry_id, entry in catalog.entries.items()}
     for match in result.matched:
