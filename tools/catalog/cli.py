@@ -77,11 +77,30 @@ def _export(catalog: Catalog, format: str, output: Path | None, dry_run: bool) -
     if output is None:
         sys.stdout.write(text)
     elif dry_run:
-        print(f"would write {len(text)} characters to {output}")
+        print(f"would write {len(text)} characters to {printable(str(output))}")
     else:
-        atomic_write(output, text)
-        print(f"wrote {len(catalog.entries)} entries to {output}")
+        try:
+            # Through a symlink to its target; a FIFO, device or folder is refused unopened.
+            atomic_write(output, text)
+        except OSError as error:
+            print(f"error: {printable(str(output))}: {_why(error, output)}", file=sys.stderr)
+            return 1
+        print(f"wrote {len(catalog.entries)} entries to {printable(str(output))}")
     return 0
+
+
+def _why(error: OSError, path: Path) -> str:
+    """The reason in ``error``, without the path the message already starts with.
+
+    Examples:
+        >>> _why(IsADirectoryError("out is a folder, not a file to write"), Path("out"))
+        'a folder, not a file to write'
+        >>> _why(PermissionError(13, "Permission denied"), Path("x"))
+        'Permission denied'
+    """
+    why = error.strerror or str(error)
+    why = why.removeprefix(f"{path} ").removeprefix("is ")
+    return printable(why)
 
 
 def _recover(root: Path) -> int | None:

@@ -218,6 +218,49 @@ this file predates the versioned format: measure again with python -m tools.meas
         raise MeasurementError("\n".join(lines)) from None
 
 
+def drop_bad_points(data: Any) -> list[str]:
+    """Remove from a measurement file's JSON the points at a whole-number length that fail
+    validation; one ``where n=N: field: message`` line for each.
+
+    A resumed run uses it: a point an older run recorded wrongly (``n = 0``, a broken
+    figure) is dropped, and measured again if it is planned, instead of refusing the whole
+    file. A point whose ``n`` is not a whole number is left: the file is malformed, and
+    :func:`parse_measurements` refuses it.
+
+    Examples:
+        >>> points = [{"n": 0, "skipped": "x"}, {"n": 8, "skipped": "y"}]
+        >>> data = {"results": {"dense": {"points": points}}}
+        >>> drop_bad_points(data)
+        ['results.dense.points n=0: n: Input should be greater than 0']
+        >>> data["results"]["dense"]["points"]
+        [{'n': 8, 'skipped': 'y'}]
+    """
+    results = data.get("results") if isinstance(data, dict) else None
+    if not isinstance(results, dict):
+        return []
+    dropped = []
+    for key, result in results.items():
+        points = result.get("points") if isinstance(result, dict) else None
+        if not isinstance(points, list):
+            continue
+        kept = []
+        for point in points:
+            n = point.get("n") if isinstance(point, dict) else None
+            if not isinstance(n, int) or isinstance(n, bool):
+                kept.append(point)
+                continue
+            try:
+                Point.model_validate(point)
+            except ValidationError as error:
+                detail = error.errors()[0]
+                field = ".".join(map(str, detail["loc"])) or "(point)"
+                dropped.append(f"results.{key}.points n={n}: {field}: {detail['msg']}")
+                continue
+            kept.append(point)
+        result["points"] = kept
+    return dropped
+
+
 def load_measurement_files(root: Path | None = None) -> dict[str, MeasurementFile]:
     """Every measurement file under a catalog folder, by name relative to it."""
     catalog_root = (root or CATALOG_DIR).resolve()

@@ -8,7 +8,8 @@ Usage::
 
 It ends with the closing table and the file it wrote. A measurement file it cannot resume
 (malformed, or older than ``schema_version``) is reported as ``path: field: message`` and
-the command exits with status 1.
+the command exits with status 1. Lengths are whole numbers from 1 to ``MAX_LENGTH``,
+checked before anything runs (a bad one exits with status 2).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import torch
 
 import implementations
 from tools.catalog import MeasurementError, Store, load_catalog
+from tools.catalog.console import printable
 from tools.measure.run import Plan, measure
 from tools.measure.table import print_table
 from tools.measure.workload import make_setup
@@ -29,13 +31,41 @@ DESCRIPTION = "Measure every registered mechanism against exact attention, and k
 DEFAULT_LENGTHS = tuple(2**k for k in range(8, 15))  # 256 ... 16384
 QUICK_LENGTHS = tuple(2**k for k in range(8, 12))  # 256 ... 2048
 QUICK_REPEATS = 3
+# Far beyond what any mechanism can run here; a longer "length" is a typo (or 10**12).
+MAX_LENGTH = 2**20
+
+
+def lengths(text: str) -> list[int]:
+    """The ``--lengths`` value: whole numbers from 1 to ``MAX_LENGTH``, sorted, once each.
+
+    Examples:
+        >>> lengths("1024, 256,1024")
+        [256, 1024]
+        >>> lengths("0")
+        Traceback (most recent call last):
+        ...
+        argparse.ArgumentTypeError: '0' is not a length: give whole numbers from 1 to 1048576
+    """
+    found = set()
+    for item in text.split(","):
+        item = item.strip()
+        # isdecimal: no sign, no "1e3", no "0x40", no "1_000"; int() would accept some.
+        n = int(item) if item.isascii() and item.isdecimal() else 0
+        if not 1 <= n <= MAX_LENGTH:
+            raise argparse.ArgumentTypeError(
+                f"{item!r} is not a length: give whole numbers from 1 to {MAX_LENGTH}"
+            )
+        found.add(n)
+    return sorted(found)
 
 
 def parser() -> argparse.ArgumentParser:
     """The command's arguments."""
     parser = argparse.ArgumentParser(prog="python -m tools.measure", description=DESCRIPTION)
     parser.add_argument("--mechanisms", help="comma-separated ids (default: every registered one)")
-    parser.add_argument("--lengths", help="comma-separated n (default: 256 ... 16384)")
+    parser.add_argument(
+        "--lengths", type=lengths, help="comma-separated n (default: 256 ... 16384)"
+    )
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float16"))
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
@@ -61,9 +91,9 @@ def plan_from(args: argparse.Namespace, argv: list[str]) -> Plan:
         implementations.mechanism(id)  # fail early on a typo
     if "dense" not in ids:
         ids = ["dense", *ids]
-    lengths = (
-        [int(n) for n in args.lengths.split(",")]
-        if args.lengths
+    planned: list[int] = (
+        args.lengths
+        if args.lengths is not None
         else list(QUICK_LENGTHS if args.quick else DEFAULT_LENGTHS)
     )
     setup = make_setup(
@@ -71,7 +101,7 @@ def plan_from(args: argparse.Namespace, argv: list[str]) -> Plan:
     )
     return Plan(
         ids=ids,
-        lengths=lengths,
+        lengths=planned,
         setup=setup,
         repeats=QUICK_REPEATS if args.quick else args.repeats,
         max_seconds=args.max_seconds,
@@ -90,10 +120,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         measurements = measure(plan, catalog, store)
     except MeasurementError as error:
-        print(error, file=sys.stderr)
+        print(printable(str(error), keep_newlines=True), file=sys.stderr)
         print("python -m tools.measure: move that file away to measure afresh", file=sys.stderr)
         return 1
     written = store.commit()
     print_table(measurements.results)
-    print(f"{'would write' if args.dry_run else 'wrote'} {', '.join(map(str, written))}")
+    paths = ", ".join(printable(str(path)) for path in written)
+    print(f"{'would write' if args.dry_run else 'wrote'} {paths}")
     return 0

@@ -4,7 +4,9 @@ The run's state is the :class:`~tools.catalog.measurements.MeasurementFile` it w
 it is staged and committed through :class:`~tools.catalog.Store` after every point, so an
 interrupted run resumes where it stopped. A file with another setup is replaced; a
 malformed or outdated one stops the run with its
-:class:`~tools.catalog.MeasurementError` (``path: field: message``).
+:class:`~tools.catalog.MeasurementError` (``path: field: message``). A single bad point
+in it (``n = 0`` from an older run) is skipped with a warning and measured again if
+planned, rather than stopping every later run.
 
 Examples:
     >>> from tools.measure.workload import make_setup
@@ -15,6 +17,7 @@ Examples:
 from __future__ import annotations
 
 import datetime as dt
+import json
 import platform
 import sys
 from collections.abc import Sequence
@@ -23,8 +26,9 @@ from dataclasses import dataclass
 import torch
 
 import implementations
-from tools.catalog import Catalog, Store
+from tools.catalog import Catalog, MeasurementError, Store
 from tools.catalog.complexity import parse
+from tools.catalog.console import printable
 from tools.catalog.measurements import (
     SCHEMA_VERSION,
     Machine,
@@ -32,6 +36,8 @@ from tools.catalog.measurements import (
     Point,
     Result,
     Setup,
+    drop_bad_points,
+    parse_measurements,
 )
 from tools.measure.figures import matmul_flop_rate, measure_point
 from tools.measure.summary import summarise
@@ -75,6 +81,24 @@ def results_name(setup: Setup) -> str:
     """The measurement file of a setup, relative to the catalog folder."""
     device = "gpu" if setup.device.startswith("cuda") else setup.device
     return f"measurements/{device}-{setup.dtype}.json"
+
+
+def read_resumable(store: Store, name: str) -> MeasurementFile | None:
+    """The measurement file ``name`` to resume, without its bad points (each one warned
+    about on stderr); None when there is none.
+
+    Raises:
+        MeasurementError: the file is malformed or predates the versioned format.
+    """
+    try:
+        data = store.read_data(name)
+    except ValueError as error:  # not JSON at all
+        raise MeasurementError(str(error)) from None
+    if data is None:
+        return None
+    for dropped in drop_bad_points(data):
+        print(f"warning: skipping bad stored point {printable(dropped)}", file=sys.stderr)
+    return parse_measurements(json.dumps(data), store.root / name)
 
 
 def start(saved: MeasurementFile | None, plan: Plan) -> MeasurementFile:
@@ -150,7 +174,7 @@ def measure(plan: Plan, catalog: Catalog, store: Store) -> MeasurementFile:
     from tqdm import tqdm
 
     name = results_name(plan.setup)
-    measurements = start(store.read_measurements(name), plan)
+    measurements = start(read_resumable(store, name), plan)
     points = [(variant, n) for variant in variants(plan.ids, catalog) for n in plan.lengths]
     progress = tqdm(
         points, desc="measuring", unit="point", file=sys.stderr, disable=not sys.stderr.isatty()

@@ -15,6 +15,7 @@ import sys
 from collections.abc import Mapping
 from typing import TextIO
 
+from tools.catalog.console import printable
 from tools.catalog.measurements import Exponents, Relative, Result
 
 
@@ -23,13 +24,13 @@ def _number(value: float | None, width: int, digits: int = 2) -> str:
 
 
 def table_row(key: str, result: Result) -> str:
-    """One result's line of the table."""
+    """One result's line of the table; the key and claim come from a file: made printable."""
     fitted = result.exponents or Exponents()
     relative = result.relative_to_dense or Relative()
     cross = result.crossover_n.forward_s if result.crossover_n is not None else None
-    claimed = result.claimed.time if result.claimed is not None else "-"
+    claimed = printable(result.claimed.time) if result.claimed is not None else "-"
     return (
-        f"{key:<34} {claimed:<26} "
+        f"{printable(key):<34} {claimed:<26} "
         f"{_number(fitted.flops, 8)} {_number(fitted.peak_bytes, 8)} "
         f"{_number(fitted.forward_s, 8)} {_number(relative.forward_s, 10)} "
         f"{_number(relative.peak_bytes, 10)} "

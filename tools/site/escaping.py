@@ -32,20 +32,67 @@ from markupsafe import Markup
 from tools.site.context import number, power
 
 TEMPLATES = Path(__file__).parent / "templates"
-# Characters that Markdown, its extensions (arithmatex's $, tables' |) or HTML would
-# interpret; they are written as character references, which render as themselves.
-_MARKDOWN_SPECIAL = re.compile(r"[\\`*_\[\]{}<>&$|#!~^:=+-]")
+# Characters that Markdown, its extensions (arithmatex's $, tables' |, details' ?) or HTML
+# would interpret; they are written as character references, which render as themselves.
+# Every snippets line (--8<--) needs "8<", so an escaped "<" alone disarms it.
+_MARKDOWN_SPECIAL = re.compile(r"[\\`*_\[\]{}<>&$|#!?~^:=+-]")
 _ENTITIES = {"<": "&lt;", ">": "&gt;", "&": "&amp;"}
+# Block syntax is read at the start of a line, after any indentation (indented code,
+# "1." lists, "///" blocks, and whatever an extension may add): after the escaping above,
+# a line's indentation is dropped and its first non-word character (after any digits) is
+# written as a reference too; "&" there already starts one of ours.
+_LINE_START = re.compile(r"^[ \t]*(\d*)([^\w\s&])?", re.MULTILINE)
+# What Markdown reads as a line break (it turns \r\n and a lone \r into \n).
+_LINE_BREAK = re.compile(r"\r\n?")
+# The snippets preprocessor reads every line of a page, inside code blocks too: an include
+# (--8<-- "file"), a block marker (--8<--) or, anywhere in a line, a section marker
+# (--8<-- [start:x]). These mirror pymdownx.snippets' own patterns. A ";" before the marker
+# is its documented escape, which it removes when the page is rendered.
+_SNIPPET_LINE = re.compile(
+    r"""^(?P<space>[ \t]*);*(?:-+8<-+[ \t]+(?:"(?:\\"|[^"\n\r])+?"|'(?:\\'|[^'\n\r])+?')"""
+    r"(?![ \t])|-+8<-+(?![ \t]))\r?$"
+)
+_SNIPPET_SECTION = re.compile(
+    r"(?i)^.*?(?<!;)(?!(?<=-)-)(?P<marker>;*-+8<-+[ \t]+\[[ \t]*(?:start|end)[ \t]*:"
+    r"[ \t]*[a-z][-_0-9a-z]*[ \t]*\])"
+)
+
+
+def _snippet_escaped(line: str) -> str:
+    """``line`` with the snippets escape if the snippets extension would act on it."""
+    match = _SNIPPET_LINE.match(line) or _SNIPPET_SECTION.match(line)
+    if match is None:
+        return line
+    at = match.end("space") if "space" in match.groupdict() else match.start("marker")
+    return line[:at] + ";" + line[at:]
+
+
+def _reference(char: str) -> str:
+    return _ENTITIES.get(char, f"&#{ord(char)};")
+
+
+def _line_start(match: re.Match[str]) -> str:
+    digits, char = match.group(1), match.group(2)
+    return digits + (_reference(char) if char else "")
 
 
 def md_text(text: str) -> str:
     """Escape catalog text for Markdown: it renders exactly as written, never as markup.
 
-    Line breaks are kept; blank lines separate paragraphs as in the YAML.
+    Line breaks are kept; blank lines separate paragraphs as in the YAML. No line can
+    start block syntax of Markdown or of an extension, nor be a snippets line.
+
+    Examples:
+        >>> print(md_text('1. item\\n    code\\n??? note\\n--8<-- "index.md"'))
+        1&#46; item
+        code
+        &#63;&#63;&#63; note
+        &#45;&#45;8&lt;&#45;&#45; "index.md"
     """
-    return _MARKDOWN_SPECIAL.sub(
-        lambda m: _ENTITIES.get(m.group(0), f"&#{ord(m.group(0))};"), text.strip()
+    escaped = _MARKDOWN_SPECIAL.sub(
+        lambda m: _reference(m.group(0)), _LINE_BREAK.sub("\n", text).strip()
     )
+    return _LINE_START.sub(_line_start, escaped)
 
 
 def html_text(text: str) -> str:
@@ -54,11 +101,17 @@ def html_text(text: str) -> str:
     ``$`` and ``\\`` are written as references too, so the math renderer never sees
     them as delimiters.
 
+    Line breaks are written as references too: the text is one line of the page, so no
+    line syntax (a snippets line, a block marker) can start in it.
+
     Examples:
         >>> html_text('<script>"x"</script> $y$')
         '&lt;script&gt;&quot;x&quot;&lt;/script&gt; &#36;y&#36;'
+        >>> html_text("a\\r\\n--8<--")
+        'a&#13;&#10;--8&lt;--'
     """
-    return escape(text, quote=True).replace("$", "&#36;").replace("\\", "&#92;")
+    escaped = escape(text, quote=True).replace("$", "&#36;").replace("\\", "&#92;")
+    return escaped.replace("\r", "&#13;").replace("\n", "&#10;")
 
 
 def md_url(url: str) -> Markup:
@@ -72,8 +125,24 @@ def md_url(url: str) -> Markup:
 
 
 def code_span(text: str) -> Markup:
-    """Inline code: rendered literally by Markdown, so not escaped (``O(n^2)``)."""
-    return Markup(f"`{text}`")
+    """Inline code: rendered literally by Markdown, so not escaped (``O(n^2)``).
+
+    It stays on one line (a line break would let its next line be read as syntax) and
+    its backtick run is longer than any inside it.
+
+    Examples:
+        >>> code_span("O(n^2)")
+        Markup('`O(n^2)`')
+        >>> code_span("a ` b\\n--8<--")
+        Markup('`` a ` b --8<-- ``')
+    """
+    text = " ".join(_LINE_BREAK.sub("\n", text).split("\n"))
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    ticks = "`" * (longest + 1)
+    if longest:
+        # Spaces keep a backtick at either end out of the delimiters; Markdown strips them.
+        text = f" {text} "
+    return Markup(f"{ticks}{text}{ticks}")
 
 
 def python_name(text: str) -> Markup:
@@ -108,12 +177,21 @@ def front_matter(title: str) -> Markup:
 def fence(code: str, language: str, attributes: str = "") -> Markup:
     """A fenced code block whose fence is longer than any backtick run in ``code``.
 
+    A snippets line in ``code`` gets the snippets escape (``;``), which the snippets
+    extension removes: the block shows the line as written, and includes nothing.
+
     Examples:
         >>> print(fence("a ``` b", "text"))
         ````text
         a ``` b
         ````
+        >>> print(fence('--8<-- "index.md"\\nx --8<-- [start:a]', "bash"))
+        ```bash
+        ;--8<-- "index.md"
+        x ;--8<-- [start:a]
+        ```
     """
+    code = "\n".join(_snippet_escaped(line) for line in _LINE_BREAK.sub("\n", code).split("\n"))
     longest = max((len(run) for run in re.findall(r"`+", code)), default=0)
     ticks = "`" * max(3, longest + 1)
     head = f"{ticks}{language}" + (f" {attributes}" if attributes else "")

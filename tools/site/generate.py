@@ -1,7 +1,9 @@
 """``generate``: the catalog and its measurements, rendered into ``docs/``.
 
 Only what changed is written, and generated files that no longer belong are removed,
-so that ``mkdocs serve`` sees real edits only.
+so that ``mkdocs serve`` sees real edits only. While it reads the catalog and writes
+``docs/`` it holds the catalog's lock (:mod:`tools.catalog.lock`), so it never renders a
+catalog that a sync is halfway through writing.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from pathlib import Path
 from tools.catalog import CATALOG_DIR, ROOT, Catalog, MeasurementError, atomic_write, load_catalog
 from tools.catalog import project as project_identity
 from tools.catalog.addresses import shipped_source_path
+from tools.catalog.console import printable
+from tools.catalog.lock import DEFAULT_WAIT, catalog_lock
 from tools.catalog.measurements import MEASUREMENTS_FOLDER, parse_measurements
 from tools.catalog.mechanisms import declared_mechanisms
 from tools.site.context import Measurement, SiteContext
@@ -64,7 +68,7 @@ def load_measurements(catalog_root: Path) -> list[Measurement]:
         try:
             file = parse_measurements(path.read_text(encoding="utf-8"), path)
         except MeasurementError as error:  # a malformed file must not take the site down
-            print(f"site: skipping {error}", file=sys.stderr)
+            print(f"site: skipping {printable(str(error))}", file=sys.stderr)
             continue
         found.append(Measurement(path.stem, file))
     # CPU first: it is the reference run every contributor can reproduce.
@@ -145,16 +149,34 @@ def generate(
     *,
     dry_run: bool = False,
     quiet: bool = False,
+    wait: float = DEFAULT_WAIT,
 ) -> tuple[Catalog, Changes | None]:
     """Load the catalog and write the generated pages into ``project/docs``.
 
     Returns the catalog and the changes; the changes are None when the catalog has
-    problems, in which case nothing is written (the previous pages stay).
+    problems, in which case nothing is written (the previous pages stay). Unless
+    ``dry_run``, the catalog's lock is held throughout.
+
+    Raises:
+        CatalogLockedError: another tool held the lock for longer than ``wait`` seconds.
     """
-    catalog = load_catalog(catalog_root or CATALOG_DIR)
+    root = catalog_root or CATALOG_DIR
+    if dry_run or not root.is_dir():
+        # Writes nothing, not even the lock file (nor a catalog folder for a mistyped path).
+        return _generate(root, project, dry_run=dry_run, quiet=quiet)
+    with catalog_lock(root, wait=wait) as recovered:
+        if recovered is not None:
+            print(f"site: {printable(recovered)}", file=sys.stderr)
+        return _generate(root, project, dry_run=False, quiet=quiet)
+
+
+def _generate(
+    root: Path, project: Path, *, dry_run: bool, quiet: bool
+) -> tuple[Catalog, Changes | None]:
+    catalog = load_catalog(root)
     if catalog.problems:
         for problem in catalog.problems:
-            print(problem, file=sys.stderr)
+            print(printable(str(problem), keep_newlines=True), file=sys.stderr)
         print(f"{len(catalog.problems)} catalog problem(s); pages not regenerated", file=sys.stderr)
         return catalog, None
     context = site_context(catalog)

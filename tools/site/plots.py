@@ -55,8 +55,18 @@ class Series:
 
 
 def xml_text(text: object) -> str:
-    """XML-escape text for an SVG element or attribute."""
-    return escape(str(text), quote=True)
+    """XML-escape text for an SVG element or attribute.
+
+    The SVG sits in a Markdown page, whose extensions read it line by line before any
+    HTML parsing (pymdownx.snippets): line breaks become references, so the text is one
+    line and no line syntax can start in it.
+
+    Examples:
+        >>> xml_text('a <b>\\n--8<-- "index.md"')
+        'a &lt;b&gt;&#10;--8&lt;-- &quot;index.md&quot;'
+    """
+    escaped = escape(str(text), quote=True)
+    return escaped.replace("\r", "&#13;").replace("\n", "&#10;")
 
 
 def format_length(n: float) -> str:

@@ -15,6 +15,8 @@ from pathlib import Path
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 
 from tools.catalog import CATALOG_DIR, ROOT
+from tools.catalog.console import printable
+from tools.catalog.lock import DEFAULT_WAIT
 from tools.site.build import show_mkdocs_log
 from tools.site.generate import generate
 
@@ -51,16 +53,25 @@ class Regenerator(FileSystemEventHandler):
         try:
             generate(self.catalog_root, self.project)
         except Exception as error:  # a bad edit must not stop the server
-            print(f"site: regeneration failed: {type(error).__name__}: {error}", file=sys.stderr)
+            message = printable(str(error), keep_newlines=True)
+            print(f"site: regeneration failed: {type(error).__name__}: {message}", file=sys.stderr)
 
 
-def serve(catalog_root: Path | None = None, project: Path = ROOT, port: int = 8000) -> int:
-    """Generate, then serve on 127.0.0.1 with live reload; regenerate on catalog edits."""
+def serve(
+    catalog_root: Path | None = None,
+    project: Path = ROOT,
+    port: int = 8000,
+    wait: float = DEFAULT_WAIT,
+) -> int:
+    """Generate, then serve on 127.0.0.1 with live reload; regenerate on catalog edits.
+
+    ``wait``: seconds the first generation waits for the catalog's lock.
+    """
     from mkdocs.commands.serve import serve as mkdocs_serve
     from watchdog.observers import Observer
 
     root = (catalog_root or CATALOG_DIR).resolve()
-    _, changes = generate(root, project)
+    _, changes = generate(root, project, wait=wait)
     if changes is None:
         return 1
     observer = Observer()

@@ -141,7 +141,9 @@ def paper_page(
 ) -> str:
     """The page of one catalog entry (``papers/<id>.md``)."""
     data = paper_data(entry, catalog, context, slugs, plot_path)
-    return render("paper.md.j2", front_matter=front_matter(entry.name), prefix="../", **vars(data))
+    return render(
+        "paper.md.j2", front_matter=front_matter(entry.name), prefix=Markup("../"), **vars(data)
+    )
 
 
 def papers_index(catalog: Catalog) -> str:
