@@ -235,6 +235,8 @@ class ClusterFormer(nn.Module):
         torch.Size([2, 37, 32])
     """
 
+    centroids: Tensor  # [k, dim] buffer, updated by K-Means
+
     def __init__(
         self,
         dim: int,

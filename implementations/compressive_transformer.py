@@ -57,20 +57,26 @@ Evicted states are compressed in whole groups of $c$: when the overflow of the m
 is not a multiple of $c$, the remaining oldest states wait in the memory (which may
 then hold up to $n_m + c - 1$ states) until a full group is available, so no state is
 dropped or padded.
+
+Performance: as in Transformer-XL (:mod:`implementations.transformer_xl`), the main
+attention's position term is the cost; the attention-reconstruction loss (two content
+attentions over the evicted states, about a third of the forward time at n = 4096) now
+runs in the fused kernel. Measured (CPU, one thread, float32, dim 512, 8 heads,
+n = 4096, memories full): 5.4x dense forward (18.6x before); forward+backward 7.7x
+(10.4x before), on the reference path, since the position bias needs a gradient.
 """
 
 from __future__ import annotations
 
-import math
 from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from implementations._helpers import masked_softmax, split_heads
+from implementations._helpers import softmax_attention, split_heads
 from implementations._registry import register
-from implementations.transformer_xl import TransformerXL
+from implementations.transformer_xl import RelativeSegmentAttention
 
 __all__ = ["COMPRESSIONS", "CompressiveMemory", "CompressiveTransformer", "content_attention"]
 
@@ -100,12 +106,12 @@ def content_attention(q: Tensor, k: Tensor, v: Tensor) -> Tensor:
         >>> content_attention(q, q, q).shape
         torch.Size([1, 2, 3, 4])
     """
-    scores = torch.einsum("bhid,bhjd->bhij", q.float(), k.float()) / math.sqrt(q.shape[-1])
-    return torch.einsum("bhij,bhjd->bhid", masked_softmax(scores), v.float())
+    # Fused: softmax(q k^T / sqrt(d)) v without storing the [b, h, n, m] scores.
+    return softmax_attention(q.float(), k.float(), v.float())
 
 
 @register("compressive-transformer", kind="memory", supports_causal=True)
-class CompressiveTransformer(TransformerXL):
+class CompressiveTransformer(RelativeSegmentAttention):
     """Transformer-XL attention over ``[compressed memory; memory; segment]``.
 
     ``forward(x, memory=None) -> (y, memory)`` where ``memory`` is a

@@ -195,6 +195,12 @@ def attention_2d(
     return out.flatten(2, 3)[:, :, :n]  # [b, h, n, d]
 
 
+def _pair(values: tuple[int, int]) -> tuple[int, int]:
+    """``(a, b)`` from any two-item sequence."""
+    first, second = values
+    return (int(first), int(second))
+
+
 @register("image-transformer", kind="attention", supports_causal=True)
 class ImageTransformer(nn.Module):
     """Local 1D or 2D self-attention of the Image Transformer.
@@ -259,9 +265,10 @@ class ImageTransformer(nn.Module):
         self.attention_type = attention_type
         self.query_block = query_block
         self.memory_flange = memory_flange
-        self.image_size = None if image_size is None else tuple(image_size)
-        self.query_shape = tuple(query_shape)
-        self.memory_flange_2d = tuple(memory_flange_2d)
+        # Stored as tuples (a list from a config file works too), checked above to be pairs.
+        self.image_size = None if image_size is None else _pair(image_size)
+        self.query_shape = _pair(query_shape)
+        self.memory_flange_2d = _pair(memory_flange_2d)
         self.proj = HeadProjections(dim, heads)
 
     def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:

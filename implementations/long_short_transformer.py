@@ -57,6 +57,13 @@ Hyper-parameters:
         the causal language models).
     segment_size: $l$, the segment length of the causal dynamic projection (16 in the
         paper's language models; unused when bidirectional).
+
+Performance: the window and projected-key products dominate; each block of queries
+attends to ``[window keys; projected keys]`` in the fused kernel
+(:func:`~implementations._helpers.softmax_attention`) instead of a materialised
+``[n, L + r]`` score tensor (:func:`reference_attention`). Measured (CPU, one thread,
+float32, dim 512, 8 heads): causal at n = 8192, 0.8x dense forward and 0.7x
+forward+backward (slower than dense before).
 """
 
 from __future__ import annotations
@@ -76,11 +83,12 @@ from implementations._helpers import (
     merge_heads,
     pad_to_multiple,
     sliding_window_blocks,
+    softmax_attention,
     split_heads,
 )
 from implementations._registry import register
 
-__all__ = ["LongShortTransformer", "attention"]
+__all__ = ["LongShortTransformer", "attention", "reference_attention"]
 
 
 def attention(
@@ -98,6 +106,10 @@ def attention(
     bar_segment: Tensor | None = None,
 ) -> Tensor:
     r"""One softmax over the short-term window keys and the projected (long-range) keys.
+
+    Each block of queries attends to ``[its window keys; the projected keys]`` in the
+    fused kernel (:func:`~implementations._helpers.softmax_attention`);
+    :func:`reference_attention` materialises the scores.
 
     Args:
         q: Queries ``[b, h, n, d]``.
@@ -142,12 +154,74 @@ def attention(
         win_ok = m_pad.unfold(-1, w + 2 * e, w)[:, None, :, None, :]  # [b, 1, nb, 1, w + 2e]
 
     n_blocks, c = q_blocks.shape[-3:-1]
+    bar_ok = torch.ones(k_bar.shape[-2], dtype=torch.bool, device=q.device)
+    if bar_mask is not None:
+        bar_ok = bar_mask[:, None, None, None, :]  # [b, 1, 1, 1, n_bar]
+    if causal:
+        if bar_segment is None:
+            raise ValueError("causal attention needs bar_segment")
+        position = torch.arange(n_blocks * c, device=q.device).view(n_blocks, c)  # [nb, c]
+        earlier = bar_segment.to(q.device) < (position // segment_size)[..., None]  # [nb, c, n_bar]
+        bar_ok = bar_ok & earlier
+
+    shape = (b, 1, n_blocks, c)
+    allowed = torch.cat([win_ok.expand(*shape, -1), bar_ok.expand(*shape, -1)], dim=-1)
+    # allowed: [b, 1, nb, c, L + n_bar]; every block's keys: [window; projected].
+    keys = torch.cat([k_win, k_bar[:, :, None].expand(-1, -1, n_blocks, -1, -1)], dim=-2)
+    values = torch.cat([v_win, v_bar[:, :, None].expand(-1, -1, n_blocks, -1, -1)], dim=-2)
+    out = softmax_attention(q_blocks, keys, values, allowed, scale=scale)  # [b, h, nb, c, d]
+    return out.flatten(-3, -2)[:, :, :n]  # [b, h, n, d]
+
+
+def reference_attention(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    k_bar: Tensor,
+    v_bar: Tensor,
+    *,
+    window_size: int,
+    mask: Tensor | None = None,
+    bar_mask: Tensor | None = None,
+    causal: bool = False,
+    segment_size: int = 1,
+    bar_segment: Tensor | None = None,
+) -> Tensor:
+    r"""The readable form of :func:`attention`: scores materialised (same result).
+
+    Examples:
+        >>> q, k_bar = torch.randn(2, 4, 50, 8), torch.randn(2, 4, 6, 8)
+        >>> torch.allclose(reference_attention(q, q, q, k_bar, k_bar, window_size=8),
+        ...                attention(q, q, q, k_bar, k_bar, window_size=8), atol=1e-6)
+        True
+    """
+    b, _, n, d = q.shape
+    scale = 1.0 / math.sqrt(d)
+    mask = torch.ones(b, n, dtype=torch.bool, device=q.device) if mask is None else mask
+
+    if causal:
+        blocks = sliding_window_blocks(q, k, v, window_size - 1, 0, mask[:, None])
+        q_blocks, k_win, v_win, win_ok = blocks.q, blocks.k, blocks.v, blocks.allowed
+    else:
+        # Segment s (queries s*w .. s*w + w - 1) sees keys s*w - e .. (s+1)*w + e - 1.
+        w, e = window_size, window_size // 2
+        q_blocks = chunk(pad_to_multiple(q, w)[0], w)  # [b, h, nb, w, d]
+        k_pad = F.pad(pad_to_multiple(k, w)[0], (0, 0, e, e))  # [b, h, nb * w + 2e, d]
+        v_pad = F.pad(pad_to_multiple(v, w)[0], (0, 0, e, e))
+        m_pad = F.pad(pad_to_multiple(mask, w, dim=-1, value=False)[0], (e, e), value=False)
+        k_win = k_pad.unfold(-2, w + 2 * e, w).transpose(-1, -2)  # [b, h, nb, w + 2e, d]
+        v_win = v_pad.unfold(-2, w + 2 * e, w).transpose(-1, -2)  # [b, h, nb, w + 2e, d]
+        win_ok = m_pad.unfold(-1, w + 2 * e, w)[:, None, :, None, :]  # [b, 1, nb, 1, w + 2e]
+
+    n_blocks, c = q_blocks.shape[-3:-1]
     scores_win = torch.einsum("...cd,...ld->...cl", q_blocks, k_win)  # [b, h, nb, c, L]
     scores_bar = torch.einsum("bhncd,bhed->bhnce", q_blocks, k_bar)  # [b, h, nb, c, n_bar]
     bar_ok = torch.ones(k_bar.shape[-2], dtype=torch.bool, device=q.device)
     if bar_mask is not None:
         bar_ok = bar_mask[:, None, None, None, :]  # [b, 1, 1, 1, n_bar]
     if causal:
+        if bar_segment is None:
+            raise ValueError("causal attention needs bar_segment")
         position = torch.arange(n_blocks * c, device=q.device).view(n_blocks, c)  # [nb, c]
         earlier = bar_segment.to(q.device) < (position // segment_size)[..., None]  # [nb, c, n_bar]
         bar_ok = bar_ok & earlier

@@ -53,6 +53,11 @@ Hyper-parameters:
     attention_dilation: $d$, one value for all heads or one per head (1 = no gaps).
     global_tokens: $g$, how many leading positions get symmetric global attention
         (0: none; then no global projections exist).
+
+Performance: the banded products dominate; each block of each residue class attends to
+``[window keys; global keys]`` in the fused kernel
+(:func:`~implementations._helpers.softmax_attention`), with the band as a small
+``[blocks, c, L]`` mask, instead of materialised scores (:func:`reference_attention`).
 """
 
 from __future__ import annotations
@@ -76,7 +81,7 @@ from implementations._helpers import (
 )
 from implementations._registry import register
 
-__all__ = ["Longformer", "attention"]
+__all__ = ["Longformer", "attention", "reference_attention"]
 
 
 def attention(
@@ -92,6 +97,10 @@ def attention(
     global_qkv: tuple[Tensor, Tensor, Tensor] | None = None,
 ) -> Tensor:
     r"""Longformer attention: dilated sliding window + symmetric global attention.
+
+    The window (and global-key) part runs in the fused kernel
+    (:func:`~implementations._helpers.softmax_attention`) over each block's keys;
+    :func:`reference_attention` materialises the scores.
 
     Args:
         q: Queries ``[b, h, n, d]`` (the window projections $Q_s$).
@@ -114,6 +123,89 @@ def attention(
         >>> q = torch.randn(2, 4, 50, 8)
         >>> attention(q, q, q, window=8, dilation=2, global_tokens=3).shape
         torch.Size([2, 4, 50, 8])
+    """
+    b, _, n, d = q.shape
+    half = window // 2
+    g = min(global_tokens, n)
+    scale = 1.0 / math.sqrt(d)
+    if mask is None:
+        mask = torch.ones(b, n, dtype=torch.bool, device=q.device)  # [b, n] bools: cheap
+    position = torch.arange(n, device=q.device)
+    # Global keys are reached through their own columns below; dropping them from the
+    # windows keeps each counted once in the softmax.
+    window_keys_ok = mask & (position >= g)  # [b, n]
+
+    # Split into the d residue classes i = m * d + r; the dilated window is a plain window
+    # of half-width `half` on each class.
+    qd, _ = pad_to_multiple(q, dilation)
+    kd, _ = pad_to_multiple(k, dilation)
+    vd, _ = pad_to_multiple(v, dilation)
+    keys_ok, _ = pad_to_multiple(window_keys_ok, dilation, dim=-1, value=False)
+    # [b, h, n, d] -> [b, h, r, m, d]: residue class r holds positions r, r + d, r + 2d, ...
+    qd, kd, vd = (rearrange(t, "b h (m r) e -> b h r m e", r=dilation) for t in (qd, kd, vd))
+    keys_ok = rearrange(keys_ok, "b (m r) -> b 1 r m", r=dilation)  # [b, 1, r, m]
+    after = 0 if causal else half
+    blocks = sliding_window_blocks(qd, kd, vd, before=half, after=after, mask=keys_ok)
+    keys, values = blocks.k, blocks.v  # [b, h, r, nb, L, d]
+    allowed = blocks.allowed  # [b, 1, r, nb, c, L]
+
+    if g > 0:
+        # Every query also sees the g global keys (K_s), appended to its block's keys.
+        k_glob, v_glob = k[:, :, :g], v[:, :, :g]  # [b, h, g, d]
+        lead = blocks.q.shape[:-2]  # [b, h, r, nb]
+        keys = torch.cat([keys, k_glob[:, :, None, None].expand(*lead, -1, -1)], dim=-2)
+        values = torch.cat([values, v_glob[:, :, None, None].expand(*lead, -1, -1)], dim=-2)
+        glob_ok = mask[:, None, None, None, None, :g]  # [b, 1, 1, 1, 1, g]
+        if causal:
+            # Position of every blocked query, laid out like blocks.q.
+            c = blocks.q.shape[-2]
+            pos, _ = pad_to_multiple(position, dilation, dim=-1, value=n)
+            pos = rearrange(pos, "(m r) -> r m", r=dilation)  # [r, m]
+            pos = chunk(pad_to_multiple(pos, c, dim=-1, value=n)[0], c, dim=-1)  # [r, nb, c]
+            glob_ok = glob_ok & (torch.arange(g, device=q.device) <= pos[..., None])
+        shape = torch.broadcast_shapes(allowed.shape[:-1], glob_ok.shape[:-1])
+        allowed = torch.cat(
+            [allowed.expand(*shape, -1), glob_ok.expand(*shape, -1)], dim=-1
+        )  # [b, 1, r, nb, c, L + g]
+
+    # Fused softmax over [window keys; global keys] for every block of every class.
+    out = softmax_attention(blocks.q, keys, values, allowed, scale=scale)  # [b, h, r, nb, c, d]
+
+    # Undo the blocking and the residue-class split.
+    m = qd.shape[-2]
+    out = out.flatten(-3, -2)[..., :m, :]  # [b, h, r, m, d]
+    out = rearrange(out, "b h r m e -> b h (m r) e")[:, :, :n]  # [b, h, n, d]
+
+    if g > 0:
+        # Global rows: each global token attends to every (real, and for causal earlier) token.
+        qg, kg, vg = (q, k, v) if global_qkv is None else global_qkv
+        rows_ok = mask[:, None, None, :]  # [b, 1, 1, n]
+        if causal:
+            rows_ok = rows_ok & (position[None, :] <= position[:g, None])  # [b, 1, g, n]
+        glob_rows = softmax_attention(qg[:, :, :g], kg, vg, rows_ok)  # [b, h, g, d]
+        out = torch.cat([glob_rows, out[:, :, g:]], dim=2)  # [b, h, n, d]
+    return out
+
+
+def reference_attention(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    *,
+    window: int,
+    dilation: int = 1,
+    causal: bool = False,
+    mask: Tensor | None = None,
+    global_tokens: int = 0,
+    global_qkv: tuple[Tensor, Tensor, Tensor] | None = None,
+) -> Tensor:
+    r"""The readable form of :func:`attention`: scores materialised (same result).
+
+    Examples:
+        >>> q = torch.randn(2, 4, 50, 8)
+        >>> torch.allclose(reference_attention(q, q, q, window=8, dilation=2, global_tokens=3),
+        ...                attention(q, q, q, window=8, dilation=2, global_tokens=3), atol=1e-6)
+        True
     """
     b, _, n, d = q.shape
     half = window // 2
@@ -256,14 +348,18 @@ class Longformer(nn.Module):
                 split_heads(self.to_k_global(x), self.heads),  # [b, h, n, d]
                 split_heads(self.to_v_global(x), self.heads),  # [b, h, n, d]
             )
-        options = {
-            "window": self.attention_window,
-            "causal": self.causal,
-            "mask": mask,
-            "global_tokens": self.global_tokens,
-        }
         if len(set(self.dilations)) == 1:
-            o = attention(q, k, v, dilation=self.dilations[0], global_qkv=global_qkv, **options)
+            o = attention(
+                q,
+                k,
+                v,
+                window=self.attention_window,
+                dilation=self.dilations[0],
+                causal=self.causal,
+                mask=mask,
+                global_tokens=self.global_tokens,
+                global_qkv=global_qkv,
+            )
             return self.proj.out(o)  # [b, n, dim]
 
         # Per-head dilations: heads that share a dilation are processed together.
@@ -272,13 +368,19 @@ class Longformer(nn.Module):
             heads = torch.tensor(
                 [i for i, r in enumerate(self.dilations) if r == dilation], device=x.device
             )
-            sub_qkv = None if global_qkv is None else tuple(t[:, heads] for t in global_qkv)
+            sub_qkv = None
+            if global_qkv is not None:
+                q_g, k_g, v_g = global_qkv
+                sub_qkv = (q_g[:, heads], k_g[:, heads], v_g[:, heads])
             o[:, heads] = attention(
                 q[:, heads],
                 k[:, heads],
                 v[:, heads],
+                window=self.attention_window,
                 dilation=dilation,
+                causal=self.causal,
+                mask=mask,
+                global_tokens=self.global_tokens,
                 global_qkv=sub_qkv,
-                **options,
             )
         return self.proj.out(o)

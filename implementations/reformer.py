@@ -57,6 +57,23 @@ Hyper-parameters: ``bucket_size`` ($m$, the paper recommends 64), ``n_hashes`` (
 the paper finds 8 close to full attention and 4 a good trade-off), ``n_buckets``
 (default $n / m$ rounded up to an even number, at least 2; 1 puts every token in one
 bucket). Cost: $O(r\, n\, m)$ time and memory per head, plus the sort.
+
+Performance: the time is spread over memory-bound passes on the ``[b, h, r, n, 2m]``
+scores and masks, the sorting gathers and the look-around copies (n = 8192, causal,
+before: gathers 15 %, score products 15 %, look-around 11 %, the exponential 9 %, mask
+logic about 15 %). :func:`attention` combines the rounds from unnormalised sums (one
+exponential per score instead of a log-sum-exp, a second exponential and a re-masking),
+builds the "not itself" / causal-window masks from fixed ``[m, 2m]`` patterns of sorted
+indices, skips the all-True padding mask, normalises and scales once per position
+before the row-copying gathers: 1.6x faster than the per-round form
+(:func:`reference_attention`, the previous code) forward and forward+backward. The
+fused kernels cannot be used: combining the rounds needs each round's normaliser
+$z^{(r)}$ with its gradient, which the public kernel does not return. Measured (CPU,
+one thread, float32, dim 512, 8 heads, 64 buckets of 64, 4 rounds) at n = 8192: 1.0x
+dense forward and 0.6x forward+backward bidirectional; causal 1.6x forward and 0.9x
+forward+backward, against a fused causal kernel that skips half the pairs while this
+layer still scores $2m$ keys per query and round: the causal forward target is not met
+without changing the algorithm.
 """
 
 from __future__ import annotations
@@ -78,7 +95,7 @@ from implementations._helpers import (
 )
 from implementations._registry import register
 
-__all__ = ["Reformer", "attention", "hash_buckets"]
+__all__ = ["Reformer", "attention", "hash_buckets", "reference_attention"]
 
 
 def hash_buckets(x: Tensor, rotations: Tensor) -> Tensor:
@@ -115,7 +132,19 @@ def attention(
     mask: Tensor | None = None,
     rotations: Tensor | None = None,
 ) -> Tensor:
-    """Multi-round LSH attention with shared queries and keys (module docstring).
+    r"""Multi-round LSH attention with shared queries and keys (module docstring).
+
+    The rounds are combined without per-round normalisers: with $c_i$ the largest
+    score of query $i$ over all rounds,
+
+    $$
+    o_i = \sum_r \frac{e^{z_i^{(r)}}}{\sum_{r'} e^{z_i^{(r')}}}\, o_i^{(r)}
+        = \frac{\sum_r \sum_{j \in \mathcal{P}_i^{(r)}} e^{s_{ij} - c_i}\, v_j}
+               {\sum_r \sum_{j \in \mathcal{P}_i^{(r)}} e^{s_{ij} - c_i}},
+    $$
+
+    one exponential per score instead of a log-sum-exp, a softmax and a second
+    exponential. :func:`reference_attention` is the per-round form.
 
     Args:
         qk: Shared queries/keys ``[b, h, n, d]`` (keys are normalised here).
@@ -134,6 +163,110 @@ def attention(
         >>> qk, v = torch.randn(2, 4, 50, 8), torch.randn(2, 4, 50, 8)
         >>> attention(qk, v, n_buckets=4, bucket_size=16, n_hashes=2, causal=True).shape
         torch.Size([2, 4, 50, 8])
+    """
+    b, h, n, d = qk.shape
+    if n_buckets != 1 and (n_buckets < 2 or n_buckets % 2):
+        raise ValueError(f"n_buckets must be 1 or an even number >= 2, got {n_buckets}")
+    if rotations is None:
+        rotations = torch.randn(h, d, n_hashes, n_buckets // 2, device=qk.device)
+    if rotations.shape[-1] != n_buckets // 2:
+        raise ValueError(f"rotations must end in n_buckets // 2 = {n_buckets // 2} columns")
+    m = min(bucket_size, n)
+    if mask is None and n % m:
+        mask = torch.ones(b, n, dtype=torch.bool, device=qk.device)  # the alignment padding
+    qk, _ = pad_to_multiple(qk, m)
+    v, _ = pad_to_multiple(v, m)
+    length = qk.shape[-2]
+    positions = torch.arange(length, device=qk.device)
+
+    # Hash; padding goes to an extra last bucket, so it never shifts real tokens' chunks.
+    buckets = hash_buckets(qk, rotations)  # [b, h, r, N]
+    real = None
+    if mask is not None:
+        mask, _ = pad_to_multiple(mask, m, dim=-1, value=False)
+        real = mask[:, None, None, :].expand_as(buckets)  # [b, h, r, N]
+        buckets = buckets.masked_fill(~real, n_buckets)
+    # Sort by (bucket, position); `order[s]` is the position of sorted index s.
+    order = (buckets * length + positions).argsort(dim=-1)  # [b, h, r, N]
+    undo = order.argsort(dim=-1)  # sorted index of each position
+
+    # Scale and normalise once per position, then gather for every round: queries carry
+    # the 1 / sqrt(d) of the scores, keys are k_j = q_j / |q_j|.
+    qk32 = qk.float()
+    q_sorted = gather_positions((qk32 / math.sqrt(d))[:, :, None], order)  # [b, h, r, N, d]
+    k_sorted = gather_positions(F.normalize(qk32, dim=-1)[:, :, None], order)
+    v_sorted = gather_positions(v[:, :, None], order).float()  # [b, h, r, N, dv]
+    bucket_sorted = buckets.gather(-1, order)  # [b, h, r, N]
+
+    # Chunks of m sorted tokens; each sees its own chunk and the previous one (2m keys).
+    # Metadata gets a trailing axis so look_around treats it like [.., m, 1] rows.
+    def keys_of(t: Tensor, value: float = 0) -> Tensor:
+        return look_around(chunk(t, m), before=1, value=value)  # [b, h, r, C, 2m, .]
+
+    q_c = chunk(q_sorted, m)  # [b, h, r, C, m, d]
+    k_c, v_c = keys_of(k_sorted), keys_of(v_sorted)  # [b, h, r, C, 2m, d]
+    q_bucket = chunk(bucket_sorted, m, dim=-1)[..., :, None]  # [b, h, r, C, m, 1]
+    k_bucket = keys_of(bucket_sorted[..., None])[..., None, :, 0]  # [b, h, r, C, 1, 2m]
+    # Window column j of chunk C holds sorted index (C - 1) m + j, query row i sorted index
+    # C m + i, so "not itself" and the causal window are fixed [m, 2m] patterns: within
+    # a bucket the sorted order is the positional order.
+    row = torch.arange(m, device=qk.device)[:, None]
+    col = torch.arange(2 * m, device=qk.device)[None, :]
+    # Causal: sorted index in [C m + i - m, C m + i), the m latest earlier bucket-mates;
+    # otherwise any column but the query itself.
+    pattern = (col >= row) & (col < m + row) if causal else col != m + row  # [m, 2m]
+    # The first chunk's window starts with m missing keys.
+    missing = torch.zeros(length // m, 1, 2 * m, dtype=torch.bool, device=qk.device)
+    missing[0, :, :m] = True
+    allowed = (k_bucket == q_bucket) & (pattern & ~missing)  # [b, h, r, C, m, 2m]
+    if real is not None:
+        k_real = look_around(chunk(real.gather(-1, order), m, dim=-1), before=1, value=False)
+        allowed = allowed & k_real[..., None, :]  # [b, h, r, C, 1, 2m]
+
+    # Self-attention only for a token with no other target in any round.
+    has_other = allowed.any(dim=-1).flatten(-2, -1)  # [b, h, r, N] in sorted order
+    lonely = ~has_other.gather(-1, undo).any(dim=2, keepdim=True)  # [b, h, 1, N]
+    lonely_sorted = chunk(lonely.expand_as(order).gather(-1, order), m, dim=-1)  # [.., C, m]
+    # The query itself sits in window column m + i: the diagonal at offset m.
+    allowed.diagonal(offset=m, dim1=-2, dim2=-1).logical_or_(lonely_sorted)
+
+    scores = torch.einsum("...id,...jd->...ij", q_c, k_c)  # s_ij: [b, h, r, C, m, 2m]
+    scores = scores.masked_fill(~allowed, -math.inf)
+    # c_i: the query's largest score over all rounds (finite: a lonely query sees itself).
+    top = scores.detach().amax(dim=-1).flatten(-2, -1)  # [b, h, r, N] in sorted order
+    top = top.gather(-1, undo).amax(dim=2, keepdim=True)  # [b, h, 1, N] in positional order
+    top_sorted = chunk(top.expand_as(order).gather(-1, order), m, dim=-1)  # [.., C, m]
+    weights = (scores - top_sorted[..., None]).exp()  # e^{s_ij - c_i}, 0 where masked
+    numerator = torch.einsum("...ij,...jd->...id", weights, v_c)  # [b, h, r, C, m, dv]
+    denominator = weights.sum(dim=-1)  # [b, h, r, C, m]
+
+    # Back to positional order; sum numerators and denominators over the rounds.
+    numerator = gather_positions(numerator.flatten(-3, -2), undo).sum(dim=2)  # [b, h, N, dv]
+    denominator = denominator.flatten(-2, -1).gather(-1, undo).sum(dim=2)  # [b, h, N]
+    out = numerator / denominator[..., None]
+    return out[:, :, :n].to(v.dtype)
+
+
+def reference_attention(
+    qk: Tensor,
+    v: Tensor,
+    n_buckets: int,
+    bucket_size: int,
+    n_hashes: int = 1,
+    causal: bool = False,
+    mask: Tensor | None = None,
+    rotations: Tensor | None = None,
+) -> Tensor:
+    """The readable form of :func:`attention`: per-round softmax and log-normaliser $z^{(r)}$.
+
+    Same arguments and result (up to float32 round-off) as :func:`attention`.
+
+    Examples:
+        >>> qk, v = torch.randn(2, 4, 50, 8), torch.randn(2, 4, 50, 8)
+        >>> rot = torch.randn(4, 8, 2, 2)
+        >>> torch.allclose(reference_attention(qk, v, 4, 16, causal=True, rotations=rot),
+        ...                attention(qk, v, 4, 16, causal=True, rotations=rot), atol=1e-6)
+        True
     """
     b, h, n, d = qk.shape
     if n_buckets != 1 and (n_buckets < 2 or n_buckets % 2):
@@ -265,7 +398,8 @@ class Reformer(nn.Module):
 
     def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
         """``x`` ``[b, n, dim]``, ``mask`` bool ``[b, n]`` (True = real) -> ``[b, n, dim]``."""
-        mask = default_mask(mask, x)
+        if mask is not None:
+            mask = default_mask(mask, x)  # validates it; None means no padding
         qk = split_heads(self.to_qk(x), self.heads)  # [b, h, n, d]
         v = split_heads(self.to_v(x), self.heads)  # [b, h, n, d]
         o = attention(

@@ -253,6 +253,8 @@ class RoutingTransformer(nn.Module):
         torch.Size([2, 37, 32])
     """
 
+    centroids: Tensor  # [h, k, d] buffer, updated by moving averages
+
     def __init__(
         self,
         dim: int,

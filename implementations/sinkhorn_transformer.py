@@ -64,6 +64,18 @@ Hyper-parameters: ``block_size`` ($b$), ``max_blocks`` (the sorting network's ou
 width: at most ``max_blocks * block_size`` tokens), ``sinkhorn_iters`` ($k$),
 ``temperature`` ($\tau$; 0.75 is the paper's best), ``sortcut_blocks`` ($n_c$, None
 disables SortCut) and ``gumbel_noise``.
+
+Performance: with blocks of $\sqrt n$, the block attention is small; the causal
+sorting dominated: :func:`reference_causal_sinkhorn` holds $N_B$ copies of the
+$N_B \times N_B$ matrix ($O(N_B^3)$ memory, 1.7 GB at n = 16384 with 64-token blocks).
+:func:`causal_sinkhorn` balances the rows in groups on the leading sub-matrix they
+need: a third of the work and $O(N_B^2)$ memory per group. The $N_B^3$ term is the
+algorithm's (each row runs its own Sinkhorn iterations over its prefix; no work is
+shared between rows). The block softmax over ``[sorted block; local block]`` runs in
+the fused kernel with $\log(\text{share})$ as additive bias
+(:func:`reference_attention` materialises it). Measured (CPU, one thread, float32, dim
+512, 8 heads, measurement options): at n = 8192, 0.15x dense forward (bidirectional),
+0.7x (causal; forward+backward 0.5x).
 """
 
 from __future__ import annotations
@@ -81,11 +93,19 @@ from implementations._helpers import (
     default_mask,
     masked_softmax,
     pad_to_multiple,
+    softmax_attention,
     zero_padding,
 )
 from implementations._registry import register
 
-__all__ = ["SinkhornTransformer", "attention", "causal_sinkhorn", "sinkhorn"]
+__all__ = [
+    "SinkhornTransformer",
+    "attention",
+    "causal_sinkhorn",
+    "reference_attention",
+    "reference_causal_sinkhorn",
+    "sinkhorn",
+]
 
 
 def sinkhorn(log_alpha: Tensor, iters: int) -> Tensor:
@@ -110,7 +130,7 @@ def sinkhorn(log_alpha: Tensor, iters: int) -> Tensor:
     return x.exp()
 
 
-def causal_sinkhorn(log_alpha: Tensor, iters: int) -> Tensor:
+def causal_sinkhorn(log_alpha: Tensor, iters: int, rows_per_step: int = 16) -> Tensor:
     r"""Causal Sinkhorn balancing: row $i$ only sorts blocks $j < i$ and only sees rows $\le i$.
 
     The strictly lower-triangular part of ``log_alpha`` (rows 1..N-1, columns 0..N-2) is
@@ -118,16 +138,25 @@ def causal_sinkhorn(log_alpha: Tensor, iters: int) -> Tensor:
     row $p$ of it, masked Sinkhorn iterations run on its rows $\le p$ (rows after $p$
     are not yet known at block $p + 1$), and row $p$ of the result is kept. Columns
     that no row $\le p$ may use are normalised over all rows; they never reach row
-    $p$. Vectorised over $p$: $O(N^3)$ per iteration.
+    $p$.
 
     Each iteration normalises the columns, then the rows, so that every row is a
     distribution over the past blocks (a convex mixture of key blocks). A lower-
     triangular matrix cannot be doubly stochastic unless it is the identity, and the
     newest past block is claimed by no earlier row, so it keeps a large share.
 
+    Cost. Row $p$ only depends on the leading $(p+1) \times (p+1)$ sub-matrix, so the
+    rows are processed ``rows_per_step`` at a time on the leading sub-matrix that the
+    last of them needs: $\sum_p p^2 \approx N^3 / 3$ work per iteration (a third of the
+    vectorised :func:`reference_causal_sinkhorn`) and $O(\text{rows\_per\_step} \cdot
+    N^2)$ memory instead of $O(N^3)$. The $N^3$ term itself is the algorithm's: every
+    row has its own Sinkhorn potentials over its whole prefix, so no work is shared
+    between rows.
+
     Args:
         log_alpha: ``[..., N, N]``.
         iters: Number of masked row + column normalisations.
+        rows_per_step: Rows $p$ balanced together (memory ``rows_per_step * N^2``).
 
     Returns:
         ``[..., N, N]``, zero on and above the diagonal; rows sum to 1 except row 0,
@@ -137,6 +166,44 @@ def causal_sinkhorn(log_alpha: Tensor, iters: int) -> Tensor:
         >>> s = causal_sinkhorn(torch.randn(4, 4), iters=5)
         >>> bool((s.triu() == 0).all()), s.sum(-1).round(decimals=4).tolist()  # no past for 0
         (True, [0.0, 1.0, 1.0, 1.0])
+    """
+    n = log_alpha.shape[-1]
+    size = n - 1
+    device = log_alpha.device
+    sub = log_alpha.float()[..., 1:, :-1]  # [..., size, size]
+    idx = torch.arange(size, device=device)
+    lower = idx[None, :] <= idx[:, None]  # [i, j]: block i + 1 may use block j
+    sub = sub.masked_fill(~lower, -math.inf)
+    if size == 0:  # a single block: no past to sort
+        return torch.zeros_like(log_alpha, dtype=torch.float32)
+    rows = []
+    for start in range(0, size, rows_per_step):
+        stop = min(start + rows_per_step, size)
+        p = idx[start:stop]  # [P]: the rows balanced in this step
+        # x[..., p, i, j]: the leading stop x stop sub-matrix as seen from row p.
+        x = sub[..., None, :stop, :stop].expand(*sub.shape[:-2], stop - start, stop, stop)
+        i = idx[:stop]
+        known = i[None, :, None] <= p[:, None, None]  # [P, i, 1]: row i is known at p
+        unused = i[None, None, :] > p[:, None, None]  # [P, 1, j]: no known row uses j
+        counted = known | unused  # [P, i, j]: entries of the column sums
+        for _ in range(iters):
+            x = x - x.masked_fill(~counted, -math.inf).logsumexp(dim=-2, keepdim=True)
+            x = x - x.logsumexp(dim=-1, keepdim=True)  # every row has its diagonal
+        own = x[..., torch.arange(stop - start, device=device), p, :]  # [..., P, stop]
+        rows.append(F.pad(own, (0, size - stop), value=-math.inf))  # [..., P, size]
+    balanced = torch.cat(rows, dim=-2)  # [..., p, j] = x_p[p, j]
+    return F.pad(balanced.exp(), (0, 1, 1, 0))  # [..., N, N]: back to block indices
+
+
+def reference_causal_sinkhorn(log_alpha: Tensor, iters: int) -> Tensor:
+    r"""The readable, fully vectorised form of :func:`causal_sinkhorn` (same result).
+
+    Holds one copy of the ``(N-1) x (N-1)`` matrix per row $p$: $O(N^3)$ memory.
+
+    Examples:
+        >>> a = torch.randn(2, 6, 6)
+        >>> torch.allclose(reference_causal_sinkhorn(a, 5), causal_sinkhorn(a, 5), atol=1e-6)
+        True
     """
     n = log_alpha.shape[-1]
     size = n - 1
@@ -167,7 +234,11 @@ def attention(
     mask: Tensor | None = None,
     sortcut_blocks: int | None = None,
 ) -> Tensor:
-    """Sinkhorn attention given the block sorting matrix (module docstring).
+    r"""Sinkhorn attention given the block sorting matrix (module docstring).
+
+    The softmax over ``[sorted block; local block]`` runs in the fused kernel
+    (:func:`~implementations._helpers.softmax_attention`) with $\log(\text{share})$ as
+    its additive bias; :func:`reference_attention` materialises the scores.
 
     Args:
         q: ``[b, h, n, d]`` with ``n`` a multiple of ``block_size``.
@@ -188,6 +259,73 @@ def attention(
         >>> s = sinkhorn(torch.randn(2, 4, 4, 4), iters=5)
         >>> attention(q, q, q, s, block_size=8).shape
         torch.Size([2, 4, 32, 8])
+    """
+    b, h = q.shape[:2]
+    q_blocks = chunk(q, block_size)  # [b, h, N_B, B, d]
+    k_blocks = chunk(k, block_size)  # [b, h, N_B, B, d]
+    v_blocks = chunk(v, block_size)  # [b, h, N_B, B, dv]
+    real = None if mask is None else chunk(mask, block_size, dim=-1)[:, None]  # [b, 1, N_B, B]
+    if real is not None:
+        # Zero padded keys/values so their content cannot leak through the mixture.
+        k_blocks = k_blocks.masked_fill(~real[..., None], 0)
+        v_blocks = v_blocks.masked_fill(~real[..., None], 0)
+    sort = sort.to(k.dtype)
+    k_sorted = torch.einsum("bhij,bhjtd->bhitd", sort, k_blocks)  # psi_S(K): [b, h, N_B, B, d]
+    v_sorted = torch.einsum("bhij,bhjtd->bhitd", sort, v_blocks)
+    # Each sorted key's share of real tokens: its weight in the softmax (0 = masked).
+    if real is None:
+        share = sort.float().sum(-1, keepdim=True).expand(b, h, -1, block_size)  # [b, h, N_B, B]
+    else:
+        share = torch.einsum("bhij,bhjt->bhit", sort.float(), real.expand(b, h, -1, -1).float())
+    log_share = share.clamp(min=1e-30).log()  # [b, h, N_B, B]
+
+    if sortcut_blocks is not None:
+        cut = min(sortcut_blocks, share.shape[2])
+        keys = k_sorted[:, :, :cut].flatten(2, 3)  # [b, h, n_c * B, d]
+        values = v_sorted[:, :, :cut].flatten(2, 3)
+        cut_ok = (share[:, :, :cut] > 0).flatten(2, 3)[:, :, None, :]  # [b, h, 1, n_c * B]
+        cut_bias = log_share[:, :, :cut].flatten(2, 3)[:, :, None, :]  # [b, h, 1, n_c * B]
+        return softmax_attention(q, keys, values, cut_ok, bias=cut_bias)  # [b, h, n, dv]
+
+    keys = torch.cat([k_sorted, k_blocks], dim=-2)  # [b, h, N_B, 2B, d]
+    values = torch.cat([v_sorted, v_blocks], dim=-2)  # [b, h, N_B, 2B, dv]
+    # log(share) scales a mixed key's exp-score by its real fraction; local keys get 0.
+    bias = torch.cat([log_share, torch.zeros_like(log_share)], dim=-1)[..., None, :]
+    # bias: [b, h, N_B, 1, 2B]
+    allowed: Tensor | None = None
+    # Meta tensors (FLOP counting) hold no values to test: take the general path.
+    if real is not None or causal or share.is_meta or not bool((share > 0).all()):
+        grid = (b, h, share.shape[2], block_size, block_size)  # [.., B (query), B (key)]
+        local_ok = torch.ones((), dtype=torch.bool, device=q.device)
+        if real is not None:
+            local_ok = local_ok & real[..., None, :]  # [b, 1, N_B, 1, B]
+        if causal:
+            local_ok = local_ok & causal_mask(block_size, block_size, device=q.device)
+        sorted_ok = (share > 0)[..., None, :]  # [b, h, N_B, 1, B]
+        allowed = torch.cat([sorted_ok.expand(grid), local_ok.expand(grid)], dim=-1)
+        # allowed: [b, h, N_B, B, 2B]
+    out = softmax_attention(q_blocks, keys, values, allowed, bias=bias)  # [b, h, N_B, B, dv]
+    return out.flatten(2, 3)  # [b, h, n, dv]
+
+
+def reference_attention(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    sort: Tensor,
+    block_size: int,
+    causal: bool = False,
+    mask: Tensor | None = None,
+    sortcut_blocks: int | None = None,
+) -> Tensor:
+    """The readable form of :func:`attention`: scores and masks materialised (same result).
+
+    Examples:
+        >>> q = torch.randn(2, 4, 32, 8)
+        >>> s = causal_sinkhorn(torch.randn(2, 4, 4, 4), iters=5)
+        >>> torch.allclose(reference_attention(q, q, q, s, block_size=8, causal=True),
+        ...                attention(q, q, q, s, block_size=8, causal=True), atol=1e-6)
+        True
     """
     b, h, n, d = q.shape
     if mask is None:
@@ -292,19 +430,22 @@ class SinkhornTransformer(nn.Module):
             nn.Linear(dim, dim), nn.ReLU(), nn.Linear(dim, heads * max_blocks), nn.ReLU()
         )
 
-    def block_summaries(self, x: Tensor, mask: Tensor, size: int) -> Tensor:
+    def block_summaries(self, x: Tensor, mask: Tensor | None, size: int) -> Tensor:
         """$X'$ ``[b, N_B, dim]``: block sums, or (causal) the mean up to each block's start."""
         x = zero_padding(x, mask).float()
         if not self.causal:
             return chunk(x, size).sum(dim=2)
         seen = x.cumsum(dim=1)[:, ::size]  # [b, N_B, dim]: tokens up to each first token
+        if mask is None:  # every token is real: token t has t + 1 tokens up to it
+            mask = torch.ones(x.shape[:2], dtype=torch.bool, device=x.device)
         count = mask.cumsum(dim=1)[:, ::size, None].clamp(min=1)
         return seen / count
 
     def sorting_matrix(self, summaries: Tensor) -> Tensor:
         """$\\mathbf{S}$ ``[b, h, N_B, N_B]`` from the block summaries ``[b, N_B, dim]``."""
         n_blocks = summaries.shape[1]
-        scores = self.sort_net(summaries.to(self.sort_net[0].weight.dtype))  # [b, N_B, h*max]
+        dtype = next(self.sort_net.parameters()).dtype
+        scores = self.sort_net(summaries.to(dtype))  # [b, N_B, h * max]
         scores = scores.unflatten(-1, (self.heads, self.max_blocks)).transpose(1, 2)
         scores = scores[..., :n_blocks].float()  # [b, h, N_B, N_B]: R
         if self.gumbel_noise and self.training:
@@ -323,9 +464,10 @@ class SinkhornTransformer(nn.Module):
                 f"{n} tokens need {n_blocks} blocks of {size}, more than max_blocks="
                 f"{self.max_blocks}; raise max_blocks or block_size"
             )
-        mask = default_mask(mask, x)
+        if mask is not None or n % size:  # None: no padding, nothing to mask
+            mask = default_mask(mask, x)
+            mask, _ = pad_to_multiple(mask, size, dim=-1, value=False)
         x, _ = pad_to_multiple(x, size)
-        mask, _ = pad_to_multiple(mask, size, dim=-1, value=False)
         q, k, v = self.proj.qkv(x)  # [b, h, N, d]
         sort = self.sorting_matrix(self.block_summaries(x, mask, size))
         o = attention(q, k, v, sort, size, self.causal, mask, self.sortcut_blocks)

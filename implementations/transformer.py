@@ -204,16 +204,18 @@ class Transformer(nn.Module):
         """The residual stream and mask shortened to ``n_out`` positions."""
         if n_out == x.shape[1]:
             return x, mask
-        if hasattr(layer, "pool_residual"):  # the paper's own pooling of the stream
-            pooled_x = layer.pool_residual(x, mask)  # [b, n_out, dim]
+        pool_residual = getattr(layer, "pool_residual", None)
+        if pool_residual is not None:  # the paper's own pooling of the stream
+            pooled_x = pool_residual(x, mask)  # [b, n_out, dim]
         else:
             # Zero padded positions so their values cannot reach real pooled positions.
             pooled = F.adaptive_avg_pool1d(zero_padding(x, mask).transpose(1, 2), n_out)
             pooled_x = pooled.transpose(1, 2)  # [b, n_out, dim]
         x = pooled_x
         if mask is not None:
-            if hasattr(layer, "output_mask"):
-                mask = layer.output_mask(mask)
+            output_mask = getattr(layer, "output_mask", None)
+            if output_mask is not None:
+                mask = output_mask(mask)
             else:
                 pooled_mask = F.adaptive_max_pool1d(mask[:, None, :].float(), n_out)
                 mask = pooled_mask[:, 0, :].bool()  # [b, n_out]

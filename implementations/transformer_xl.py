@@ -51,6 +51,16 @@ Hyper-parameters:
   too, which the shift trick handles the same way).
 
 The cost per segment of length $n$ is $O(n\,(n + M))$ time and memory.
+
+Performance: the time goes to the two $n \times (n + M)$ score products and, under
+autograd, to the position-term tensors (the pad/shift copies and their gradients).
+Without autograd the content term and the softmax run in the fused kernel with the
+shifted position scores as its additive bias (:func:`rel_shift_view` shifts without a
+copy): 3.6x dense forward at n = 4096 with a 512-state memory. The fused CPU kernel
+cannot differentiate an additive bias, so training runs
+:func:`reference_relative_attention` (6.5x dense forward+backward, as before): the
+query-dependent relative-position term has to be materialised by any exact
+implementation, and this layer is $O(n (n + M))$, not sub-quadratic.
 """
 
 from __future__ import annotations
@@ -61,10 +71,24 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from implementations._helpers import HeadProjections, causal_mask, masked_softmax, split_heads
+from implementations._helpers import (
+    HeadProjections,
+    causal_mask,
+    masked_softmax,
+    softmax_attention,
+    split_heads,
+)
 from implementations._registry import register
 
-__all__ = ["TransformerXL", "rel_shift", "relative_attention", "sinusoid_embedding"]
+__all__ = [
+    "RelativeSegmentAttention",
+    "TransformerXL",
+    "reference_relative_attention",
+    "rel_shift",
+    "rel_shift_view",
+    "relative_attention",
+    "sinusoid_embedding",
+]
 
 
 def sinusoid_embedding(distances: Tensor, dim: int) -> Tensor:
@@ -126,6 +150,38 @@ def rel_shift(scores: Tensor, n_keys: int) -> Tensor:
     return shifted.reshape(*lead, n_q, length)[..., :n_keys]  # [..., n_q, n_keys]
 
 
+def rel_shift_view(scores: Tensor, n_keys: int) -> Tensor:
+    r""":func:`rel_shift` as a strided view: ``out[..., i, j] = scores[..., i, n_q - 1 - i + j]``.
+
+    In a contiguous ``[n_q, L]`` buffer that element sits at flat offset
+    $(n_q - 1) + i (L - 1) + j$, so the shift is a view with row stride $L - 1$ and
+    storage offset $n_q - 1$: no copy (the padded buffer of :func:`rel_shift` is the same
+    trick, written with a pad and two reshapes). Entries are exact wherever
+    :func:`rel_shift`'s are; the others (above the causal diagonal when ``L = n_keys``)
+    read other rows and must be masked.
+
+    Args:
+        scores: ``[..., n_q, L]``, made contiguous if it is not.
+        n_keys: Number of keys, ``<= L``.
+
+    Returns:
+        ``[..., n_q, n_keys]``, a view of ``scores``.
+
+    Examples:
+        >>> s = torch.arange(6.0).view(2, 3)
+        >>> rel_shift_view(s, 3)[1], rel_shift(s, 3)[1]
+        (tensor([3., 4., 5.]), tensor([3., 4., 5.]))
+    """
+    scores = scores.contiguous()
+    *lead, n_q, length = scores.shape
+    lead_strides = scores.stride()[:-2]
+    return scores.as_strided(
+        (*lead, n_q, n_keys),
+        (*lead_strides, length - 1, 1),
+        scores.storage_offset() + n_q - 1,
+    )
+
+
 def relative_attention(
     q: Tensor,
     k: Tensor,
@@ -136,6 +192,12 @@ def relative_attention(
     causal: bool = True,
 ) -> Tensor:
     r"""Attention with Transformer-XL's relative scores $A_{ij}$ (module docstring).
+
+    Without autograd, only the position term (b) + (d) is materialised, as the
+    additive bias of the fused kernel (:func:`~implementations._helpers.softmax_attention`),
+    which computes the content term (a) + (c) and the softmax without storing scores.
+    The fused CPU kernel has no gradient for that bias, so when one is needed this
+    runs :func:`reference_relative_attention`, which builds every term explicitly.
 
     Queries are the last ``n_q`` of the ``n_k`` key positions (the keys before them are
     the memory, always visible).
@@ -164,6 +226,43 @@ def relative_attention(
     expected = n_k if causal else n_k + n_q - 1
     if r.shape[-2] != expected:
         raise ValueError(f"r must hold {expected} distances, got {r.shape[-2]}")
+    if torch.is_grad_enabled() and any(t.requires_grad for t in (q, r, u, v_bias)):
+        # The fused kernel cannot differentiate its additive bias (the position term).
+        return reference_relative_attention(q, k, v, r, u, v_bias, causal)
+    scale = 1.0 / math.sqrt(q.shape[-1])
+    # (b) + (d), pre-scaled: one score per (query, distance), shifted to key columns.
+    position = torch.einsum("bhid,hld->bhil", (q + v_bias[:, None, :]) * scale, r)  # [.., L]
+    bias = rel_shift_view(position, n_k)  # [b, h, n_q, n_k], a view: no copy
+    allowed = causal_mask(n_q, n_k, device=q.device) if causal else None
+    # (a) + (c) inside the fused kernel: softmax((q + u) k^T / sqrt(d) + bias) v.
+    return softmax_attention(q + u[:, None, :], k, v, allowed, scale=scale, bias=bias)
+
+
+def reference_relative_attention(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    r: Tensor,
+    u: Tensor,
+    v_bias: Tensor,
+    causal: bool = True,
+) -> Tensor:
+    r"""The readable form of :func:`relative_attention` (same arguments and result).
+
+    Builds the content scores (a) + (c) and the shifted position scores (b) + (d) as
+    separate ``[b, h, n_q, n_k]`` tensors, adds them and applies one masked softmax.
+
+    Examples:
+        >>> q, k = torch.randn(1, 2, 3, 4), torch.randn(1, 2, 5, 4)
+        >>> r, u = torch.randn(2, 5, 4), torch.zeros(2, 4)
+        >>> torch.allclose(reference_relative_attention(q, k, k, r, u, u),
+        ...                relative_attention(q, k, k, r, u, u), atol=1e-6)
+        True
+    """
+    n_q, n_k = q.shape[-2], k.shape[-2]
+    expected = n_k if causal else n_k + n_q - 1
+    if r.shape[-2] != expected:
+        raise ValueError(f"r must hold {expected} distances, got {r.shape[-2]}")
     # (a) + (c): content score with the global content bias u.
     content = torch.einsum("bhid,bhjd->bhij", q + u[:, None, :], k)  # [b, h, n_q, n_k]
     # (b) + (d): one score per (query, distance), then shifted to key columns.
@@ -173,29 +272,19 @@ def relative_attention(
     return torch.einsum("bhij,bhjd->bhid", masked_softmax(scores, allowed), v)
 
 
-@register("transformer-xl", kind="memory", supports_causal=True)
-class TransformerXL(nn.Module):
-    """Multi-head attention over ``[memory; segment]`` with relative positions.
+class RelativeSegmentAttention(nn.Module):
+    """Transformer-XL's relative attention of a segment over ``[context; segment]``.
 
-    ``forward(x, memory=None) -> (y, memory)``: ``memory`` is the previous call's
-    returned memory (``[batch, <= mem_len, dim]``, the hidden states this layer saw
-    last), or None for the first segment. The returned memory is detached, so no
-    gradient flows from one segment into the previous one.
+    The part shared by the memory mechanisms: :class:`TransformerXL` (one FIFO memory)
+    and :class:`~implementations.compressive_transformer.CompressiveTransformer`
+    (a memory plus a compressed memory) subclass it and add their own ``forward`` and
+    memory type.
 
     Args:
         dim: Model width $d$.
         heads: Number of heads $h$.
-        causal: Mask the future within the segment (the paper's language model).
+        causal: Mask the future within the segment.
         mem_len: $M$, how many past hidden states to keep (0 disables the memory).
-
-    Examples:
-        >>> import torch, implementations
-        >>> layer = implementations.build("transformer-xl", dim=32, heads=4, causal=True,
-        ...                               mem_len=16)
-        >>> y, memory = layer(torch.randn(2, 10, 32))
-        >>> y, memory = layer(torch.randn(2, 10, 32), memory=memory)
-        >>> y.shape, memory.shape  # 20 states seen, the last 16 kept
-        (torch.Size([2, 10, 32]), torch.Size([2, 16, 32]))
     """
 
     def __init__(self, dim: int, heads: int, causal: bool = False, *, mem_len: int = 512) -> None:
@@ -237,6 +326,32 @@ class TransformerXL(nn.Module):
             )
         # SG(m): the memory is a constant for this segment.
         return memory.detach().to(x.dtype)
+
+
+@register("transformer-xl", kind="memory", supports_causal=True)
+class TransformerXL(RelativeSegmentAttention):
+    """Multi-head attention over ``[memory; segment]`` with relative positions.
+
+    ``forward(x, memory=None) -> (y, memory)``: ``memory`` is the previous call's
+    returned memory (``[batch, <= mem_len, dim]``, the hidden states this layer saw
+    last), or None for the first segment. The returned memory is detached, so no
+    gradient flows from one segment into the previous one.
+
+    Args:
+        dim: Model width $d$.
+        heads: Number of heads $h$.
+        causal: Mask the future within the segment (the paper's language model).
+        mem_len: $M$, how many past hidden states to keep (0 disables the memory).
+
+    Examples:
+        >>> import torch, implementations
+        >>> layer = implementations.build("transformer-xl", dim=32, heads=4, causal=True,
+        ...                               mem_len=16)
+        >>> y, memory = layer(torch.randn(2, 10, 32))
+        >>> y, memory = layer(torch.randn(2, 10, 32), memory=memory)
+        >>> y.shape, memory.shape  # 20 states seen, the last 16 kept
+        (torch.Size([2, 10, 32]), torch.Size([2, 16, 32]))
+    """
 
     def forward(self, x: Tensor, memory: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """``x`` ``[b, n, dim]``, ``memory`` ``[b, m, dim]`` or None -> ``(y, new memory)``."""

@@ -151,3 +151,22 @@ def test_paper_defaults_per_mode() -> None:
 def test_bad_options_are_rejected(name: str) -> None:
     with pytest.raises(ValueError, match=name):
         implementations.build("long-short-transformer", dim=16, heads=4, **{name: 0})
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_fused_attention_matches_reference(causal: bool) -> None:
+    from implementations.long_short_transformer import attention, reference_attention
+
+    torch.manual_seed(0)
+    q, k, v = torch.randn(3, 2, 4, 30, 8).unbind(0)
+    k_bar, v_bar = torch.randn(2, 2, 4, 6, 8).unbind(0)
+    mask = torch.ones(2, 30, dtype=torch.bool)
+    mask[0, 25:] = False
+    bar_mask = torch.ones(2, 6, dtype=torch.bool)
+    bar_mask[1, 4:] = False
+    options = {"window_size": 8, "mask": mask, "bar_mask": bar_mask, "causal": causal}
+    if causal:
+        options |= {"segment_size": 5, "bar_segment": torch.arange(6)}
+    out = attention(q, k, v, k_bar, v_bar, **options)
+    expected = reference_attention(q, k, v, k_bar, v_bar, **options)
+    torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-4)

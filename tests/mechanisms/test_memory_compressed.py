@@ -103,3 +103,22 @@ def test_bad_options() -> None:
         implementations.build("memory-compressed", dim=16, heads=2, mode="global")
     with pytest.raises(ValueError, match="compression"):
         implementations.build("memory-compressed", dim=16, heads=2, compression=0)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("padded", [False, True])
+@pytest.mark.parametrize("block_size", [None, 5])
+def test_fused_path_matches_reference(causal: bool, padded: bool, block_size: int | None) -> None:
+    from implementations.memory_compressed import reference_attention
+
+    q, k, v, mask = qkv()
+    s, m = 3, 8
+    k_mem, v_mem = torch.randn(2, B, H, m, D).unbind(0)
+    mask_mem = torch.ones(B, m, dtype=torch.bool)
+    mask_mem[0, 6:] = False
+    memory = (k_mem, v_mem, mask_mem if padded else None)
+    options = {"block_size": block_size, "memory": memory, "compression": s}
+    key_mask = mask if padded else None
+    out = attention(q, k, v, key_mask, causal, **options)
+    expected = reference_attention(q, k, v, key_mask, causal, **options)
+    torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-4)

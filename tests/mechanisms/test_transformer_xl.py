@@ -119,3 +119,29 @@ def test_memory_keeps_the_last_mem_len_states() -> None:
         torch.testing.assert_close(memory, torch.cat(seen, dim=1)[:, -7:])
     _, no_memory = implementations.build("transformer-xl", dim=8, heads=2, mem_len=0)(x)
     assert no_memory.shape == (1, 0, 8)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_fused_relative_attention_matches_reference(causal: bool) -> None:
+    from implementations.transformer_xl import (
+        reference_relative_attention,
+        rel_shift,
+        rel_shift_view,
+        relative_attention,
+    )
+
+    torch.manual_seed(0)
+    q, k, v = torch.randn(2, 3, 5, 8), torch.randn(2, 3, 9, 8), torch.randn(2, 3, 9, 8)
+    length = 9 if causal else 9 + 5 - 1
+    r, u, v_bias = torch.randn(3, length, 8), torch.randn(3, 8), torch.randn(3, 8)
+    with torch.no_grad():  # the fused path (with autograd, the reference runs)
+        out = relative_attention(q, k, v, r, u, v_bias, causal=causal)
+    expected = reference_relative_attention(q, k, v, r, u, v_bias, causal=causal)
+    torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-4)
+    scores = torch.randn(2, 5, length)
+    shifted = rel_shift(scores, 9)
+    view = rel_shift_view(scores, 9)
+    valid = torch.ones(5, 9, dtype=torch.bool)
+    if causal:  # only entries up to each query's position are exact
+        valid = torch.arange(9)[None, :] <= torch.arange(5)[:, None] + 4
+    assert torch.equal(view[:, valid], shifted[:, valid])
