@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -9,11 +10,17 @@ import pytest
 from tests.notes.notes_fixtures import EXAMPLE_NOTE, require_example_note, requires_checkout
 from tools.catalog import load_catalog, project
 from tools.catalog.filenames import literature_note_name
+from tools.catalog.people import People
 from tools.notes.check import check_vault
 from tools.notes.cli import main as notes_main
 
 PERFORMER_NOTE = "2020 Rethinking Attention with Performers.md"
 SURVEY_NOTE = "2020 Efficient Transformers - A Survey.md"
+SWITCH_NOTE = (
+    "2021 Switch Transformers - Scaling to Trillion Parameter Models with Simple and "
+    "Efficient Sparsity.md"
+)
+GLAM_NOTE = "2021 GLaM - Efficient Scaling of Language Models with Mixture-of-Experts.md"
 
 
 pytestmark = requires_checkout
@@ -69,6 +76,31 @@ def test_export_writes_one_note_per_entry_in_the_example_shape(
     assert f"/blob/{commit}/implementations/performer.py#L" in performer
     assert f"- Site page: [Performer on the atlas]({site}papers/performer/)" in performer
     assert "- Cite as: impl:performer" in performer
+
+
+def test_author_links_name_the_person_and_show_the_byline(
+    catalog_dir: Path, tmp_path: Path
+) -> None:
+    """GLaM's "Liam Fedus" links to the person William Fedus, and reads as the byline has it."""
+    vault = tmp_path / "vault"
+    assert export(vault, catalog_dir) == 0
+    glam = (vault / GLAM_NOTE).read_text(encoding="utf-8").splitlines()
+    (authors,) = [line for line in glam if line.startswith("- Authors: ")]
+    assert "[[William Fedus|Liam Fedus]]" in authors
+    assert "[[Nan Du]]" in authors  # one spelling only: linked as written
+    switch = (vault / SWITCH_NOTE).read_text(encoding="utf-8")
+    assert "- Authors: [[William Fedus]] [[Barret Zoph]] [[Noam Shazeer]]" in switch
+    # Every author link of every note names a person by the one canonical name.
+    people = People.of(load_catalog(catalog_dir))
+    targets = {
+        link.split("|")[0]
+        for note in vault.iterdir()
+        for line in note.read_text(encoding="utf-8").splitlines()
+        if line.startswith("- Authors: ")
+        for link in re.findall(r"\[\[([^\]]+)\]\]", line)
+    }
+    assert "Liam Fedus" not in targets and "William Fedus" in targets
+    assert {people.canonical(target) for target in targets} == targets
 
 
 def test_exported_vault_has_no_dangling_references(catalog_dir: Path, tmp_path: Path) -> None:

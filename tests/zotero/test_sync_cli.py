@@ -42,7 +42,7 @@ def test_command_forms(form: str, catalog_dir: Path, server: FakeZotero) -> None
     done = run_cli(form, catalog_dir, server, "--dry-run")
     assert done.returncode == 0, done.stderr
     assert "would update linformer" in done.stdout
-    assert "dry run, nothing written; summary: updated 6" in done.stdout
+    assert "dry run, nothing written; summary: updated 7" in done.stdout
     assert SENTINEL_KEY not in done.stdout + done.stderr
 
 

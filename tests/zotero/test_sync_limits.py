@@ -176,5 +176,5 @@ def test_a_sync_reads_only_once_the_other_writer_is_done(
         released = time.time()
     out, err = waiting.communicate(timeout=20)
     assert waiting.returncode == 0, err
-    assert "summary: updated 6" in out
+    assert "summary: updated 7" in out
     assert server.requests and all(r.time >= released for r in server.requests)

@@ -23,7 +23,7 @@ def test_local_sync_matches_the_web_sync(sync, server: FakeZotero, catalog_dir: 
     # The local API needs no key, and the web key is not handed to the desktop.
     assert not any("authorization" in request.headers for request in server.requests)
     assert run.summary == (
-        "summary: updated 6, unchanged 1, new 0, unmatched 1, deleted 0, conflicts 3"
+        "summary: updated 7, unchanged 1, new 0, unmatched 1, deleted 0, conflicts 2"
     )
     entries = load_catalog(catalog_dir).entries
     assert (entries["linformer"].zotero.library, entries["linformer"].zotero.key) == (

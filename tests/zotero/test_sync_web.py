@@ -18,6 +18,7 @@ from tests.zotero.zotero_test_data import (
     SENTINEL_KEY,
     SPARSE,
     SURVEY,
+    TRANSFORMER_XL_PREPRINT,
     VASWANI,
     populate_large,
     snapshot,
@@ -54,19 +55,23 @@ def test_first_sync_fills_citations(sync, catalog_dir: Path, server: FakeZotero)
     # Authors only (the editor is left out), in order, single-field names kept.
     assert entries["big-bird"].authors == ["Manzil Zaheer", "Guru Guruganesh", "Google Research"]
     assert entries["big-bird"].venue == "Advances in Neural Information Processing Systems 33"
-    # A preprint next to its published version, and a preprint of a journal paper: reported.
-    for untouched in ("reformer", "transformer-xl", "routing-transformer"):
+    # A preprint next to its published version: reported; the trashed item: never matched.
+    for untouched in ("reformer", "routing-transformer"):
         assert entries[untouched].zotero is None, untouched
         text = (catalog_dir / "papers" / f"{untouched}.yaml").read_text(encoding="utf-8")
         assert text == SCHEMA_LINE + ENTRIES[untouched]
     assert "conflict groups/2480461/RFM3PRE4" in run.out
     assert "conflict groups/2480461/RFM3PUB5" in run.out
-    assert "preprint; the entry is the published version" in run.out
+    # The preprint of an ACL paper, by the same arXiv id: linked, the ACL fields kept.
+    text = (catalog_dir / "papers" / "transformer-xl.yaml").read_text(encoding="utf-8")
+    link = f"zotero:\n  library: {GROUP}\n  key: {TRANSFORMER_XL_PREPRINT}\n"
+    assert text == SCHEMA_LINE + ENTRIES["transformer-xl"] + link
+    assert 'kept (the item is its arXiv preprint): venue "ACL 2019", doi "10.18653/v1' in run.out
     assert f"unmatched groups/2480461/{VASWANI} 'Attention Is All You Need'" in run.out
     # Notes and attachments are skipped; child items and the trashed item never matched.
     assert "skipped 2 notes/attachments" in run.out
     assert run.summary == (
-        "summary: updated 6, unchanged 1, new 0, unmatched 1, deleted 0, conflicts 3"
+        "summary: updated 7, unchanged 1, new 0, unmatched 1, deleted 0, conflicts 2"
     )
     assert (catalog_dir / WATERMARK).exists()
     # Every field that is not a citation field is as it was, in every entry.
@@ -146,7 +151,7 @@ def test_dry_run_prints_field_changes_and_writes_nothing(sync, catalog_dir: Path
         '"Linformer: Self-Attention with Linear Complexity"'
     ) in run.out
     assert '    zotero: (absent) -> {"library": "groups/2480461", "key": "LNF2RMR4"}' in run.out
-    assert "dry run, nothing written; summary: updated 6" in run.out
+    assert "dry run, nothing written; summary: updated 7" in run.out
 
 
 def test_deleted_and_trashed_items_flag_entries_and_keep_them(

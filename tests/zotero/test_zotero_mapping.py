@@ -65,10 +65,15 @@ def test_title_match_is_refused_when_ids_disagree() -> None:
 
 
 def test_entry_linked_to_another_item_is_not_relinked() -> None:
+    """The entry's link (an earlier sync's, or written by hand) wins: the other item is
+    set aside, not a conflict."""
     entries = {"bert": {"title": "BERT", "zotero": {"library": "groups/1", "key": "AAAA2222"}}}
     duplicate = map_record(ZoteroRecord({"title": "BERT"}, library="groups/1", key="BBBB3333"))
     result = match_items([duplicate], entries)
-    assert "linked to groups/1/AAAA2222" in result.conflicts[0].reason
+    assert (result.matched, result.conflicts) == ([], [])
+    assert [(s.item.label, s.entry_id, s.linked) for s in result.shadowed] == [
+        ("groups/1/BBBB3333", "bert", "groups/1/AAAA2222")
+    ]
     # ... unless that link was to an item since deleted.
     entries["bert"]["zotero"]["deleted"] = True
     assert [m.entry_id for m in match_items([duplicate], entries).matched] == ["bert"]
@@ -80,7 +85,8 @@ def test_linked_item_wins_over_a_duplicate() -> None:
     duplicate = map_record(ZoteroRecord({"title": "BERT"}, library="groups/1", key="BBBB3333"))
     result = match_items([duplicate, linked], entries)
     assert [(m.entry_id, m.how) for m in result.matched] == [("bert", "key")]
-    assert [c.item.record.key for c in result.conflicts] == ["BBBB3333"]
+    assert result.conflicts == []
+    assert [s.item.record.key for s in result.shadowed] == ["BBBB3333"]
 
 
 def test_two_entries_with_one_doi_are_reported() -> None:

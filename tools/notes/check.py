@@ -5,7 +5,8 @@ What counts as a reference, and how each kind is classified:
 * ``wikilink`` ``[[Performer]]``, ``[[Big Bird|BigBird]]``, ``[[Nyströmformer#Results]]``:
   *resolved* when the target names an entry (name, alias, title, id, citekey, or the
   file name of its literature note), a taxonomy class (``[[fixed_patterns]]``) or an
-  author of an entry (``[[Yi Tay]]``); *dangling* when it names nothing but is a near
+  author of an entry (``[[Yi Tay]]``; every spelling of a person, ``[[Liam Fedus]]`` and
+  ``[[William Fedus]]``, is one ``author:`` target); *dangling* when it names nothing but is a near
   miss of an entry's name (``[[Perfomer]]``) or is ambiguous; otherwise *ignored*: a
   topic (``[[nlp_survey]]``) or another note is not a reference to the atlas.
 * ``embed`` ``![[figure.png]]``: always ignored (a file of the vault).

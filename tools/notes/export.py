@@ -1,8 +1,9 @@
 """Export one literature note per catalog entry into an Obsidian-style vault.
 
 A note has the shape of the vault's own notes (title; Zotero links; authors as
-``[[wikilinks]]``; topics; venue and year tags; then sections to fill in). What the
-atlas knows sits in a *managed block*::
+``[[wikilinks]]`` to the person's one canonical name, ``[[William Fedus|Liam Fedus]]``
+where the byline spells it otherwise; topics; venue and year tags; then sections to
+fill in). What the atlas knows sits in a *managed block*::
 
     <!-- atlas:begin id=performer | ... -->
     ...
@@ -34,6 +35,7 @@ from tools.catalog.addresses import (
     taxonomy_page_url,
 )
 from tools.catalog.filenames import literature_note_name
+from tools.catalog.people import People
 from tools.notes.markdown import ManagedBlockError, managed_blocks, newline_of
 from tools.notes.vault import read_note, unwritable, vault_notes, why_unread
 
@@ -119,14 +121,31 @@ def render_block(entry: Entry, catalog: Catalog, commit: str) -> str:
     return "\n".join([BEGIN_MARKER.format(id=entry.id), *inner, END_MARKER])
 
 
+def author_link(name: str, people: People) -> str:
+    """A wikilink to the person ``name`` spells, showing the byline's spelling.
+
+    Every note links one person by one name (its note in the vault); a byline that
+    spells it otherwise keeps its spelling as the link's text.
+
+    Examples:
+        >>> from tools.catalog.model import Person
+        >>> people = People.build([Person(name="William Fedus", spellings=["Liam Fedus"])])
+        >>> author_link("Liam Fedus", people), author_link("Nan Du", people)
+        ('[[William Fedus|Liam Fedus]]', '[[Nan Du]]')
+    """
+    canonical = people.canonical(name)
+    return f"[[{name}]]" if canonical == name else f"[[{canonical}|{name}]]"
+
+
 def _render_lines(entry: Entry, catalog: Catalog, commit: str) -> list[str]:
+    people = People.of(catalog)
     page = paper_page_url(entry.id)
     lines = [f"### {entry.title}", SEPARATOR]
     lines.append(f"- Atlas: [{entry.name}]({page})")
     if entry.zotero and not entry.zotero.deleted:
         lines.append(f"- [Zotero Select Link]({entry.zotero.select_uri})")
         lines.append(f"- [Zotero URI]({entry.zotero.web_uri})")
-    lines.append("- Authors: " + " ".join(f"[[{author}]]" for author in entry.authors))
+    lines.append("- Authors: " + " ".join(author_link(name, people) for name in entry.authors))
     topics = ["nlp_transformers", "nlp_survey" if entry.kind == "survey" else "efficient_attention"]
     classes = [catalog.taxonomy_class(code) for code in entry.taxonomy]
     lines.append(

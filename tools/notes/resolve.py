@@ -5,6 +5,10 @@ finds, a ``(status, target, detail)`` triple: ``status`` is ``resolved``, ``dang
 ``ignored``; ``target`` an entry id, ``taxonomy:<code>`` or ``author:<name>``; ``detail``
 says why, for the report. The rules per kind are listed in :mod:`tools.notes.check`.
 
+An author is a person (:class:`tools.catalog.people.People`): every spelling of a name
+(``[[Liam Fedus]]``, ``[[William Fedus]]``, ``[[Lukasz Kaiser]]``) resolves to
+``author:<canonical name>`` with all the papers of that person.
+
 Examples:
     >>> from tools.catalog import load_catalog
     >>> resolver = Resolver.build(load_catalog())
@@ -14,6 +18,8 @@ Examples:
     ('resolved', 'taxonomy:FP', 'Fixed Patterns')
     >>> resolver.wikilink("nlp_survey")[0], resolver.wikilink("Perfomer")[0]
     ('ignored', 'dangling')
+    >>> resolver.wikilink("Liam Fedus")
+    ('resolved', 'author:William Fedus', 'author of glam, st-moe, switch-transformer')
     >>> resolver.citekey("tay2022efficient", bracketed=True)
     ('resolved', 'efficient-transformers-survey', 'Efficient Transformers Survey')
 """
@@ -28,6 +34,7 @@ from tools.catalog import Catalog, Entry, project
 from tools.catalog.addresses import paper_page_url, source_location, taxonomy_page_url
 from tools.catalog.filenames import literature_note_name
 from tools.catalog.names import NameIndex, closest, closest_hint, name_key
+from tools.catalog.people import People
 from tools.notes.vault import link_targets
 
 RESOLVED, DANGLING, IGNORED = "resolved", "dangling", "ignored"
@@ -48,6 +55,16 @@ class Resolver:
     names: NameIndex
     vault_targets: set[str] = field(default_factory=set)
     site: str = field(default_factory=project.site_url)
+    # name_key of every spelling -> canonical names; canonical name -> entry ids.
+    author_keys: dict[str, set[str]] = field(init=False, default_factory=dict)
+    papers_by_person: dict[str, list[str]] = field(init=False, default_factory=dict)
+
+    def __post_init__(self) -> None:
+        people = People.of(self.catalog)
+        self.papers_by_person = people.papers_by_person(self.catalog)
+        for canonical in self.papers_by_person:
+            for spelling in people.spellings(canonical):
+                self.author_keys.setdefault(name_key(spelling), set()).add(canonical)
 
     @classmethod
     def build(cls, catalog: Catalog, vault: Path | None = None) -> Resolver:
@@ -75,9 +92,10 @@ class Resolver:
         code = self.names.lookup_class(name)
         if code:
             return RESOLVED, f"taxonomy:{code}", self.catalog.taxonomy_class(code).name
-        wrote = self._authored(name)
-        if wrote:
-            return RESOLVED, f"author:{name}", f"author of {', '.join(wrote)}"
+        person = self._person(name)
+        if person:
+            wrote = self.papers_by_person[person]
+            return RESOLVED, f"author:{person}", f"author of {', '.join(wrote)}"
         if name.casefold() in self.vault_targets:
             return IGNORED, None, "a note of the vault"
         near = self._near_misses(name)
@@ -85,13 +103,10 @@ class Resolver:
             return DANGLING, None, "not in the atlas; closest: " + ", ".join(near)
         return IGNORED, None, "not an atlas name (a topic or another note)"
 
-    def _authored(self, name: str) -> list[str]:
-        key = name_key(name)
-        return sorted(
-            entry.id
-            for entry in self.catalog.entries.values()
-            if any(name_key(author) == key for author in entry.authors)
-        )
+    def _person(self, name: str) -> str | None:
+        """The canonical name of the author ``name`` spells, if it is one person's."""
+        people = self.author_keys.get(name_key(name), set())
+        return next(iter(people)) if len(people) == 1 else None
 
     def _near_misses(self, name: str) -> list[str]:
         key = name_key(name)

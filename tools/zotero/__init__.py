@@ -20,6 +20,7 @@ The rooms, each with one job:
 ``bibtex``          BibTeX exports as records
 ``fields``          readers of single fields: authors, year, DOI, arXiv id, venue…
 ``mapping``         a record → the catalog's citation fields (:class:`MappedItem`)
+``versions``        a preprint of a published entry: when it links, what it keeps
 ``matching``        which entry an item is: Zotero key, DOI, arXiv id, title
 ``drafts``          draft entries for items the catalog lacks (``--add-new``)
 ``watermark``       the library version read up to, per library and server

@@ -6,12 +6,15 @@ normalised title is a good guess. Anything that is not clear-cut is reported and
 alone, never guessed:
 
 * an id or title that fits two entries;
-* an entry that is already linked to another Zotero item;
 * a preprint and its published version with different ids (two different DOIs, two
-  different arXiv ids, or a preprint item for an entry that has its journal DOI);
+  different arXiv ids), or a preprint of a published entry (:mod:`tools.zotero.versions`)
+  without the entry's arXiv id to prove it;
 * two Zotero items that would land on the same entry (a preprint and its published
-  version both kept in Zotero, or plain duplicates), unless one of them is the item the
-  entry is already linked to.
+  version both kept in Zotero, or plain duplicates).
+
+The entry's ``zotero:`` link, written by an earlier sync or by hand, always wins: an item
+that fits an entry linked to another (live) item is :class:`Shadowed`, said and left
+alone, not a conflict. Writing the key by hand is how a person settles a conflict.
 
 Entries are given as plain mappings of their citation fields (``title``, ``doi``,
 ``arxiv``, ``zotero``), so the rules can be read and tested without files.
@@ -45,8 +48,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from tools.zotero.fields import is_arxiv_doi, normalised_title
+from tools.zotero.fields import normalised_title
 from tools.zotero.mapping import MappedItem
+from tools.zotero.versions import is_preprint_of, published_as, same_arxiv
 
 
 @dataclass(frozen=True)
@@ -74,11 +78,21 @@ class Conflict:
     reason: str
 
 
+@dataclass(frozen=True)
+class Shadowed:
+    """An item that fits an entry whose ``zotero:`` link names another item: the link wins."""
+
+    item: MappedItem
+    entry_id: str
+    linked: str
+
+
 @dataclass
 class MatchResult:
     matched: list[Matched] = field(default_factory=list)
     unmatched: list[Unmatched] = field(default_factory=list)
     conflicts: list[Conflict] = field(default_factory=list)
+    shadowed: list[Shadowed] = field(default_factory=list)
 
 
 def _doi_key(value: Any) -> str | None:
@@ -123,9 +137,13 @@ def id_clash(entry: Mapping[str, Any], item: MappedItem) -> str | None:
         True
         >>> print(id_clash(entry, map_record(ZoteroRecord({"archiveID": "arXiv:2009.06733"}))))
         different arXiv ids (entry 2009.06732, Zotero 2009.06733)
-        >>> print(id_clash(entry, map_record(ZoteroRecord(
-        ...     {"itemType": "preprint", "archiveID": "arXiv:2009.06732"}))))
-        the Zotero item is a preprint; the entry is the published version (DOI 10.1145/3530811)
+        >>> id_clash(entry, map_record(ZoteroRecord(  # its preprint, by the same arXiv id
+        ...     {"itemType": "preprint", "archiveID": "arXiv:2009.06732"}))) is None
+        True
+        >>> print(id_clash(entry, map_record(ZoteroRecord({"itemType": "preprint"}))))
+        ... # doctest: +NORMALIZE_WHITESPACE
+        the Zotero item is a preprint without the entry's arXiv id; the entry is the published
+        version (DOI 10.1145/3530811): to link them, write its key in the entry's zotero field
     """
     entry_doi, item_doi = _doi_key(entry.get("doi")), _doi_key(item.fields.get("doi"))
     if entry_doi and item_doi and entry_doi != item_doi:
@@ -133,10 +151,11 @@ def id_clash(entry: Mapping[str, Any], item: MappedItem) -> str | None:
     entry_arxiv, item_arxiv = entry.get("arxiv"), item.fields.get("arxiv")
     if entry_arxiv and item_arxiv and entry_arxiv != item_arxiv:
         return f"different arXiv ids (entry {entry_arxiv}, Zotero {item_arxiv})"
-    if entry_doi and not is_arxiv_doi(entry_doi) and item.preprint and not item_doi:
+    if is_preprint_of(item, entry) and not same_arxiv(item, entry):
         return (
-            "the Zotero item is a preprint; the entry is the published version "
-            f"(DOI {entry['doi']})"
+            "the Zotero item is a preprint without the entry's arXiv id; the entry is the "
+            f"published version ({published_as(entry)}): to link them, write its key in "
+            "the entry's zotero field"
         )
     return None
 
@@ -151,7 +170,7 @@ def _linked_elsewhere(entry: Mapping[str, Any], item: MappedItem) -> str | None:
     return f"{link.get('library')}/{link.get('key')}"
 
 
-def match_item(item: MappedItem, index: CatalogIndex) -> Matched | Unmatched | Conflict:
+def match_item(item: MappedItem, index: CatalogIndex) -> Matched | Unmatched | Conflict | Shadowed:
     """Find the entry of one item, without regard to the other items of the run."""
     record = item.record
     if record.library and record.key and (record.library, record.key) in index.by_link:
@@ -172,7 +191,7 @@ def match_item(item: MappedItem, index: CatalogIndex) -> Matched | Unmatched | C
         entry = index.entries[entry_id]
         other = _linked_elsewhere(entry, item)
         if other:
-            return Conflict(item, f"its {what} fits {entry_id}, which is linked to {other}")
+            return Shadowed(item, entry_id, other)
         clash = id_clash(entry, item)
         if clash:
             return Conflict(item, f"its {what} fits {entry_id}, but {clash}")
@@ -198,6 +217,8 @@ def match_items(
             claims[outcome.entry_id].append(outcome)
         elif isinstance(outcome, Conflict):
             result.conflicts.append(outcome)
+        elif isinstance(outcome, Shadowed):
+            result.shadowed.append(outcome)
         else:
             result.unmatched.append(outcome)
     for entry_id, claimants in claims.items():
@@ -221,4 +242,5 @@ def match_items(
                 )
     result.matched.sort(key=lambda match: match.entry_id)
     result.conflicts.sort(key=lambda conflict: conflict.item.label)
+    result.shadowed.sort(key=lambda shadowed: shadowed.item.label)
     return result

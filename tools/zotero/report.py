@@ -49,6 +49,16 @@ def _title(item: MappedItem) -> str:
     return title if len(title) <= 70 else title[:67] + "..."
 
 
+def _kept(name: str, value: Any) -> str:
+    """A kept field for the report: scalars with their value, lists by their length.
+
+    Examples:
+        >>> _kept("venue", "TACL 2021"), _kept("authors", ["Aurko Roy", "Ashish Vaswani"])
+        ('venue "TACL 2021"', 'authors (2 names)')
+    """
+    return f"{name} ({len(value)} names)" if isinstance(value, list) else f"{name} {show(value)}"
+
+
 def print_report(report: SyncReport, console: Console, dry_run: bool, root: Path) -> None:
     """The changes entry by entry and field by field, then what needs a person."""
     would = "would " if dry_run else ""
@@ -63,6 +73,9 @@ def print_report(report: SyncReport, console: Console, dry_run: bool, root: Path
         )
         for change in updated.changes:
             console.say(f"    {change.field}: {show(change.old)} -> {show(change.new)}")
+        if updated.kept:
+            kept = ", ".join(_kept(name, value) for name, value in updated.kept)
+            console.say(f"    kept (the item is its arXiv preprint): {kept}")
     for created in report.created:
         path = created.path
         shown = path.relative_to(root.parent) if path.is_relative_to(root.parent) else path
@@ -73,6 +86,11 @@ def print_report(report: SyncReport, console: Console, dry_run: bool, root: Path
         )
     for conflict in report.conflicts:
         console.say(f"conflict {conflict.item.label} {_title(conflict.item)!r}: {conflict.reason}")
+    for shadowed in report.shadowed:
+        console.say(
+            f"other version {shadowed.item.label} of {shadowed.entry_id}: "
+            f"the entry is linked to {shadowed.linked} (kept)"
+        )
     for failed in report.failed:
         console.say(f"not updated {failed.entry_id}: {failed.reason}")
     for warning in report.warnings:

@@ -2,7 +2,8 @@
 
 Every change is staged in the catalog's :class:`~tools.catalog.Store`; nothing is written
 until the caller commits, so a failure anywhere leaves the catalog as it was. Zotero is
-the source of the citation fields only; the sync never touches anything else.
+the source of the citation fields only; the sync never touches anything else. A preprint
+linked to a published entry fills only what the entry lacks (:mod:`tools.zotero.versions`).
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from tools.catalog import CITATION_FIELDS, Catalog, FieldChange, Store
 from tools.zotero.drafts import draft_entry
 from tools.zotero.fetch import Fetched
 from tools.zotero.mapping import MappedItem, map_record
-from tools.zotero.matching import Conflict, Matched, Unmatched, match_items
+from tools.zotero.matching import Conflict, Matched, Shadowed, Unmatched, match_items
 from tools.zotero.record import ZoteroRecord
+from tools.zotero.versions import is_preprint_of, preprint_fields
 
 
 @dataclass(frozen=True)
@@ -55,10 +57,16 @@ class Failed:
 
 @dataclass(frozen=True)
 class Updated:
-    """A matched entry whose citation fields change."""
+    """A matched entry whose citation fields change.
+
+    Attributes:
+        kept: When the item is a preprint of the published entry, the entry's values it
+            did not replace, as ``(field, value)`` (see :mod:`tools.zotero.versions`).
+    """
 
     match: Matched
     changes: list[FieldChange]
+    kept: tuple[tuple[str, Any], ...] = ()
 
 
 @dataclass
@@ -70,6 +78,7 @@ class SyncReport:
     created: list[Created] = field(default_factory=list)
     unmatched: list[Unmatched] = field(default_factory=list)
     conflicts: list[Conflict] = field(default_factory=list)
+    shadowed: list[Shadowed] = field(default_factory=list)
     deleted: list[Flagged] = field(default_factory=list)
     failed: list[Failed] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
@@ -90,6 +99,8 @@ class SyncReport:
             ("deleted", len(self.deleted)),
             ("conflicts", len(self.conflicts)),
         ]
+        if self.shadowed:
+            counts.append(("other versions", len(self.shadowed)))
         if self.failed:
             counts.append(("failed", len(self.failed)))
         return ", ".join(f"{name} {count}" for name, count in counts)
@@ -136,9 +147,16 @@ def _flag_deleted(
 
 
 def _update(
-    store: Store, match: Matched, citekey_owners: dict[str, str], report: SyncReport
+    store: Store,
+    match: Matched,
+    entry: dict[str, Any],
+    citekey_owners: dict[str, str],
+    report: SyncReport,
 ) -> None:
     fields = dict(match.item.fields)
+    kept: list[str] = []
+    if is_preprint_of(match.item, entry):  # never downgrade a published entry
+        fields, kept = preprint_fields(match.item, entry)
     owner = citekey_owners.get(fields.get("citekey", ""))
     if owner and owner != match.entry_id:
         # Two entries with one key would break every BibTeX build; keep the entry's own.
@@ -152,7 +170,7 @@ def _update(
         report.failed.append(Failed(match.entry_id, str(error)))
         return
     if changes:
-        report.updated.append(Updated(match, changes))
+        report.updated.append(Updated(match, changes, tuple((k, entry[k]) for k in kept)))
         if "citekey" in fields:
             citekey_owners[fields["citekey"]] = match.entry_id
     else:
@@ -204,9 +222,10 @@ def synchronise(
         _flag_deleted(store, view, fetched, trashed, report)
     result = match_items(_accepted(live, [s for s in secrets if s], report), view)
     report.conflicts = result.conflicts
+    report.shadowed = result.shadowed
     citekey_owners = {entry.citekey: entry_id for entry_id, entry in catalog.entries.items()}
     for match in result.matched:
-        _update(store, match, citekey_owners, report)
+        _update(store, match, view[match.entry_id], citekey_owners, report)
     taken_ids = set(catalog.entries)  # the sync refuses a catalog with invalid files
     for unmatched in result.unmatched:
         if not add_new:
