@@ -24,27 +24,66 @@ function atlasInit() {
         }
       });
   }
-  var filter = document.getElementById("comparison-filter");
-  var choice = document.getElementById("comparison-class");
-  var table = document.getElementById("comparison-table");
-  if (filter && choice && table && !table.dataset.atlasFilter) {
-    table.dataset.atlasFilter = "1";
-    var apply = function () {
-      var text = filter.value.trim().toLowerCase();
-      var code = choice.value;
-      table.querySelectorAll("tbody tr").forEach(function (row) {
-        var classes = (row.dataset.classes || "").split(" ");
-        var shown = (!text || row.textContent.toLowerCase().indexOf(text) >= 0) &&
-          (!code || classes.indexOf(code) >= 0);
-        row.hidden = !shown;
-      });
-    };
-    filter.addEventListener("input", apply);
-    choice.addEventListener("change", apply);
-  }
 }
 if (typeof document$ !== "undefined") {
   document$.subscribe(atlasInit);
 } else {
   document.addEventListener("DOMContentLoaded", atlasInit);
+}
+
+// ---- Comparison table filters (name, class, year, decoding), kept in the address. ----
+// Names match folded (data-name holds "nystromformer" for Nyströmformer), so typing
+// without accents finds them; the state is the query string (?q=&class=&year=&decode=).
+function atlasComparison() {
+  var table = document.getElementById("comparison-table");
+  if (!table || table.dataset.atlasFilter) return;
+  table.dataset.atlasFilter = "1";
+  var fields = {
+    q: document.getElementById("comparison-filter"),
+    class: document.getElementById("comparison-class"),
+    year: document.getElementById("comparison-year"),
+    decode: document.getElementById("comparison-decode"),
+  };
+  var count = document.getElementById("comparison-count");
+  var fold = function (text) {
+    return text.normalize("NFKD").replace(/[\u0300-\u036f]/g, "").toLowerCase();
+  };
+  var params = new URLSearchParams(window.location.search);
+  Object.keys(fields).forEach(function (key) {
+    if (fields[key] && params.has(key)) fields[key].value = params.get(key);
+  });
+  var apply = function () {
+    var text = fold((fields.q && fields.q.value || "").trim());
+    var code = fields.class ? fields.class.value : "";
+    var year = fields.year ? fields.year.value : "";
+    var decode = fields.decode ? fields.decode.value : "";
+    var shown = 0;
+    table.querySelectorAll("tbody tr").forEach(function (row) {
+      var classes = (row.dataset.classes || "").split(" ");
+      var haystack = (row.dataset.name || "") + " " + fold(row.textContent);
+      var visible = (!text || haystack.indexOf(text) >= 0) &&
+        (!code || classes.indexOf(code) >= 0) &&
+        (!year || row.dataset.year === year) &&
+        (!decode || row.dataset.decode === decode);
+      row.hidden = !visible;
+      if (visible) shown += 1;
+    });
+    if (count) count.textContent = shown + " shown";
+    var next = new URLSearchParams();
+    Object.keys(fields).forEach(function (key) {
+      if (fields[key] && fields[key].value) next.set(key, fields[key].value);
+    });
+    var query = next.toString();
+    var address = window.location.pathname + (query ? "?" + query : "") + window.location.hash;
+    window.history.replaceState(window.history.state, "", address);
+  };
+  Object.keys(fields).forEach(function (key) {
+    if (fields[key]) fields[key].addEventListener(key === "q" ? "input" : "change", apply);
+  });
+  apply();
+}
+if (typeof document$ !== "undefined") {
+  document$.subscribe(atlasComparison);
+} else {
+  document.addEventListener("DOMContentLoaded", atlasComparison);
 }

@@ -101,3 +101,16 @@ def broken_links(site: Path) -> list[str]:
                 if unquote(parts.fragment) not in ids:
                     broken.append(f"{path.relative_to(site)}: {link} (no such anchor)")
     return sorted(set(broken))
+
+
+def shown_examples(path: Path) -> list[str]:
+    """The text of every ``>>>`` example a page shows (its highlighted ``<pre>`` blocks)."""
+    import html
+    import re
+
+    found = []
+    for block in re.findall(r"<pre[^>]*>(.*?)</pre>", path.read_text(encoding="utf-8"), re.S):
+        text = html.unescape(re.sub(r"<[^>]+>", "", block))
+        if any(line.lstrip().startswith(">>>") for line in text.splitlines()):
+            found.append(text)
+    return found

@@ -131,3 +131,78 @@ def test_hostile_catalog_text_does_not_run(page) -> None:
     page.goto(page.base + f"papers/{HOSTILE_ID}/")
     assert page.evaluate("typeof window.atlasPwned") == "undefined"
     assert "<script>window.atlasPwned = 1</script>" in page.locator("article").inner_text()
+
+
+def _search(page, query: str) -> list[str]:
+    """The pages the search box lists for ``query``, best first (typed as a reader does)."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    page.goto(page.base)
+    search = page.locator("input.md-search__input")
+    search.click()
+    items = page.locator(".md-search-result__item > a")
+    for _ in range(15):  # the index loads in a worker; a query typed too early is dropped
+        search.fill("")
+        search.type(query)
+        try:
+            items.first.wait_for(state="visible", timeout=2_000)
+            break
+        except PlaywrightTimeout:
+            continue
+    page.wait_for_timeout(300)
+    return [(link.get_attribute("href") or "").split("?")[0] for link in items.all()]
+
+
+@pytest.mark.parametrize(
+    ("query", "first"),
+    [
+        ("2009.14794", "papers/performer/"),
+        ("choromanski2021rethinking", "papers/performer/"),
+        ("Big Bird", "papers/big-bird/"),
+        ("O(n log n)", "papers/reformer/"),
+        ("linear attention", "papers/linear-transformer/"),
+    ],
+)
+def test_search_finds_what_researchers_type(page, query: str, first: str) -> None:
+    found = _search(page, query)
+    assert found and found[0].endswith(first), found[:5]
+
+
+def test_search_ignores_stop_words(page) -> None:
+    found = _search(page, "mixture of experts")
+    assert any("papers/switch-transformer/" in url for url in found), found
+    assert not any("axial-transformer" in url or "big-bird" in url for url in found), found
+
+
+@pytest.mark.parametrize("path", ["", "comparison/", "papers/axial-transformer/"])
+def test_phone_pages_do_not_scroll_sideways(browser, served_site: str, path: str) -> None:
+    context = browser.new_context(viewport={"width": 390, "height": 844})
+    phone = context.new_page()
+    phone.goto(served_site + path)
+    phone.wait_for_timeout(300)
+    assert phone.evaluate("document.documentElement.scrollWidth") <= 390
+    if not path:
+        sizes = phone.evaluate(
+            "[...document.querySelectorAll('#taxonomy-diagram text')]"
+            ".map(t => t.getBoundingClientRect().height)"
+        )
+        assert len(sizes) > 30 and min(sizes) >= 11, sorted(sizes)[:3]
+        _shoot(phone, "mobile-home.png")
+    context.close()
+
+
+def test_dark_mode_toggle_reaches_the_plots_and_diagram(page) -> None:
+    page.goto(page.base)
+    assert page.evaluate("document.body.dataset.mdColorScheme") == "default"
+    page.locator("label[for='__palette_1']").first.click()
+    page.wait_for_function("document.body.dataset.mdColorScheme === 'slate'")
+    label = page.locator("#taxonomy-diagram text.atlas-model-label").first
+    fill = label.evaluate("t => getComputedStyle(t).fill")
+    background = page.evaluate("getComputedStyle(document.body).backgroundColor")
+    assert fill != "rgb(0, 0, 0)" and fill != background
+    assert page.locator("#taxonomy-diagram svg rect[fill='#ffffff']").count() == 0
+    page.goto(page.base + "papers/nystromformer/")  # the choice is kept across pages
+    plot = page.locator("img.atlas-plot")
+    plot.wait_for(state="visible")
+    assert "invert" in plot.evaluate("image => getComputedStyle(image).filter")
+    _shoot(page, "paper-dark.png")

@@ -83,4 +83,4 @@ def test_paper_page_has_everything(built_site: BuiltSite) -> None:
     assert "../../generated/plots/nystromformer.svg" in facts.links
     assert any(link.startswith("../../authors/#yunyang-xiong") for link in facts.links)
     assert any("taxonomy/M/" in link for link in facts.links)
-    assert facts.python_blocks == 1
+    assert facts.python_blocks == 2  # the "Build" block at the top, then the usage snippet

@@ -153,6 +153,12 @@ class Result(_Record):
     relative_to_dense: Relative | None = None
     memory_vs_materialised_softmax: float | None = None
     claimed: Claimed | None = None
+    reference: str | None = Field(
+        default=None, description="The result the ratios compare with (None: dense)"
+    )
+    machine: Machine | None = Field(
+        default=None, description="Where this result was measured, when not the file's machine"
+    )
 
     @property
     def measured_points(self) -> list[Point]:

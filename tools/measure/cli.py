@@ -23,6 +23,7 @@ import torch
 import implementations
 from tools.catalog import MeasurementError, Store, load_catalog
 from tools.catalog.console import printable
+from tools.measure.reference import DENSE_FFN
 from tools.measure.run import Plan, measure
 from tools.measure.table import print_table
 from tools.measure.workload import make_setup
@@ -87,10 +88,11 @@ def parser() -> argparse.ArgumentParser:
 def plan_from(args: argparse.Namespace, argv: list[str]) -> Plan:
     """The run the arguments ask for; an unknown mechanism fails here, before measuring."""
     ids: list[str] = args.mechanisms.split(",") if args.mechanisms else implementations.available()
-    for id in ids:
-        implementations.mechanism(id)  # fail early on a typo
-    if "dense" not in ids:
+    kinds = {id: implementations.mechanism(id).kind for id in ids if id != DENSE_FFN}  # typos
+    if "dense" not in ids and any(kind != "ffn" for kind in kinds.values()):
         ids = ["dense", *ids]
+    if DENSE_FFN not in ids and "ffn" in kinds.values():
+        ids = [DENSE_FFN, *ids]
     planned: list[int] = (
         args.lengths
         if args.lengths is not None

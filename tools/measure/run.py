@@ -40,6 +40,7 @@ from tools.catalog.measurements import (
     parse_measurements,
 )
 from tools.measure.figures import matmul_flop_rate, measure_point
+from tools.measure.reference import DENSE_FFN
 from tools.measure.summary import summarise
 from tools.measure.workload import Variant, variants
 
@@ -105,7 +106,9 @@ def start(saved: MeasurementFile | None, plan: Plan) -> MeasurementFile:
     """The file this run writes: the saved one continued when its setup is this run's.
 
     A resumed run continues the first one: same reference rate, same start date, same
-    results; the machine, torch version and command are this run's.
+    machine, same results; the torch version and command are this run's. A result
+    measured on another machine than the file's records that machine
+    (:func:`mark_machine`).
     """
     now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     resumed = saved if saved is not None and saved.setup == plan.setup else None
@@ -114,7 +117,7 @@ def start(saved: MeasurementFile | None, plan: Plan) -> MeasurementFile:
         command=plan.command,
         date=resumed.date if resumed is not None else now,
         last_resumed=now if resumed is not None else None,
-        machine=machine_description(),
+        machine=resumed.machine if resumed is not None else machine_description(),
         torch=torch.__version__,
         setup=plan.setup,
         matmul_flop_rate=(
@@ -145,8 +148,16 @@ def skip_reason(result: Result, n: int, catalog: Catalog, plan: Plan) -> str | N
 
 def new_result(variant: Variant) -> Result:
     """An empty result for a variant not measured before."""
-    kind = implementations.mechanism(variant.id).kind
+    kind = "ffn" if variant.id == DENSE_FFN else implementations.mechanism(variant.id).kind
     return Result(id=variant.id, causal=variant.causal, kind=kind, points=[])
+
+
+def mark_machine(result: Result, file: MeasurementFile, machine: Machine) -> Result:
+    """``result`` with ``machine`` recorded when it is not the file's (points from two
+    machines are never compared as one platform's)."""
+    if machine == file.machine or result.machine == machine:
+        return result
+    return result.model_copy(update={"machine": machine})
 
 
 def measure_variant_at(
@@ -179,11 +190,13 @@ def measure(plan: Plan, catalog: Catalog, store: Store) -> MeasurementFile:
     progress = tqdm(
         points, desc="measuring", unit="point", file=sys.stderr, disable=not sys.stderr.isatty()
     )
+    here = machine_description()
     for variant, n in progress:
         progress.set_postfix_str(f"{variant.key} n={n}")
         result = measurements.results.setdefault(variant.key, new_result(variant))
         if result.point(n) is not None:
             continue
+        result = measurements.results[variant.key] = mark_machine(result, measurements, here)
         result.points.append(measure_variant_at(variant, n, result, catalog, plan))
         result.points.sort(key=lambda point: point.n)
         store.write_measurements(name, measurements)

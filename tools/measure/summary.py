@@ -6,7 +6,8 @@ matrix a textbook softmax materialises, each point's achieved FLOP rate as a fra
 the machine's matmul rate, and the catalog's claimed complexity.
 
 Memory is compared twice: with ``dense``, whose fused CPU kernel never stores the n×n
-matrix, and with that n×n matrix itself.
+matrix, and with that n×n matrix itself. Feed-forward mechanisms are compared with the
+dense feed-forward layer (:mod:`tools.measure.reference`) instead, and have no n×n figure.
 
 Examples:
     >>> from tools.measure.workload import make_setup
@@ -32,6 +33,7 @@ from tools.catalog.measurements import (
     Timing,
 )
 from tools.measure.fitting import by_length, crossover, exponents
+from tools.measure.reference import reference_key
 from tools.measure.workload import torch_dtype
 
 REPORT_LENGTH = 4096
@@ -45,8 +47,10 @@ def materialised_softmax_bytes(n: int, setup: Setup) -> int:
 
 
 def dense_key(result: Result, results: Mapping[str, Result]) -> str:
-    """The ``dense`` variant a result is compared with: causal with causal, when measured."""
-    return "dense:causal" if result.causal and "dense:causal" in results else "dense"
+    """The reference a result is compared with: the dense feed-forward layer for a
+    feed-forward mechanism, else ``dense``, causal with causal when measured."""
+    key = reference_key(result.kind, result.causal)
+    return key if key in results else "dense"
 
 
 def crossovers(points: list[Point], dense: list[Point]) -> Crossovers:
@@ -88,6 +92,7 @@ def summarise_result(
     mine_at = result.point(REPORT_LENGTH)
     mine_at = mine_at if mine_at is not None and mine_at.measured else None
     dense_at = next((p for p in dense_points if p.n == REPORT_LENGTH and p.measured), None)
+    attention = result.kind != "ffn"  # a feed-forward layer has no n×n scores to store
     update: dict[str, object] = {
         "exponents": exponents(points),
         "crossover_n": crossovers(points, dense_points),
@@ -96,10 +101,11 @@ def summarise_result(
             round(
                 mine_at.figure("peak_bytes") / materialised_softmax_bytes(REPORT_LENGTH, setup), 4
             )
-            if mine_at is not None
+            if mine_at is not None and attention
             else None
         ),
         "points": [with_flop_rate(point, flop_rate) for point in result.points],
+        "reference": (dense.id + (":causal" if dense.causal else "")) if dense else None,
     }
     entry = catalog.entries.get(result.id)
     if entry is not None and entry.complexity is not None:

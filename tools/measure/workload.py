@@ -24,6 +24,7 @@ from torch import nn
 import implementations
 from tools.catalog import Catalog
 from tools.catalog.measurements import Setup
+from tools.measure.reference import DENSE_FFN, DenseFeedForward
 from tools.measure.settings import options_for
 
 
@@ -65,6 +66,9 @@ def variants(ids: Iterable[str], catalog: Catalog) -> list[Variant]:
     """Non-causal for every mechanism; causal too where it is supported and claimed."""
     chosen: list[Variant] = []
     for id in ids:
+        if id == DENSE_FFN:  # the feed-forward reference: causality changes nothing in it
+            chosen.append(Variant(id, False))
+            continue
         record = implementations.mechanism(id)
         entry = catalog.entries.get(id)
         decodes = entry.decode if entry is not None and entry.decode is not None else True
@@ -75,57 +79,37 @@ def variants(ids: Iterable[str], catalog: Catalog) -> list[Variant]:
     return chosen
 
 
-class _FfnBlock(nn.Module):
-    """Exact attention followed by a feed-forward mechanism: the layer MoE papers change."""
-
-    def __init__(self, ffn: nn.Module, dim: int, heads: int, causal: bool) -> None:
-        super().__init__()
-        self.attention = implementations.build("dense", dim=dim, heads=heads, causal=causal)
-        self.ffn = ffn
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x = x + self.attention(x)
-        y, aux = self.ffn(x)
-        return x + y, aux
-
-
 def make_workload(variant: Variant, n: int, setup: Setup) -> Callable[[], torch.Tensor]:
     """A closure running one forward pass at length ``n`` and returning a scalar loss.
 
-    Feed-forward mechanisms run inside a layer with exact attention, since the claim of
-    a mixture-of-experts paper is about the whole layer; segment-recurrent mechanisms
-    run one warm segment (their memory filled by a previous segment).
+    Feed-forward mechanisms run bare, as does the dense feed-forward layer they are
+    compared with (:mod:`tools.measure.reference`); segment-recurrent mechanisms run one
+    warm segment (their memory filled by a previous segment).
     """
     torch.manual_seed(0)
-    record = implementations.mechanism(variant.id)
-    module = implementations.build(
-        variant.id,
-        dim=setup.dim,
-        heads=setup.heads,
-        causal=variant.causal,
-        **options_for(variant.id, n),
-    )
-    if record.kind == "ffn":
-        module = _FfnBlock(module, setup.dim, setup.heads, variant.causal)
+    module: nn.Module
+    if variant.id == DENSE_FFN:
+        kind, module = "ffn", DenseFeedForward(setup.dim)
+    else:
+        kind = implementations.mechanism(variant.id).kind
+        module = implementations.build(
+            variant.id,
+            dim=setup.dim,
+            heads=setup.heads,
+            causal=variant.causal,
+            **options_for(variant.id, n),
+        )
     dtype = torch_dtype(setup)
     module = module.to(device=setup.device, dtype=dtype)
     x = torch.randn(setup.batch, n, setup.dim, device=setup.device, dtype=dtype)
 
-    if record.kind == "memory":
+    memory = None
+    if kind == "memory":  # one warm segment first
         with torch.no_grad():
-            _, memory = module(x)
+            memory = implementations.apply(module, x, kind=kind).memory
 
-        def run() -> torch.Tensor:
-            y, _ = module(x, memory=memory)
-            return y.float().sum()
-    elif record.kind == "ffn":
-
-        def run() -> torch.Tensor:
-            y, aux = module(x)
-            return y.float().sum() + aux.float()
-    else:
-
-        def run() -> torch.Tensor:
-            return module(x).float().sum()
+    def run() -> torch.Tensor:
+        out = implementations.apply(module, x, memory=memory, kind=kind)
+        return out.y.float().sum() + out.aux_loss
 
     return run

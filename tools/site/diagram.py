@@ -1,14 +1,17 @@
 """The taxonomy as an SVG diagram: classes on the left, each linked to its models.
 
 Drawn by our own code at generate time like the plots (:mod:`tools.site.plots`); every
-label is XML-escaped.
+label is XML-escaped. It is inlined in the page, so its text and dots take their colours
+from the theme through CSS classes (``atlas-model-label``, ``atlas-class-label``,
+``atlas-model-dot`` in ``docs/assets/atlas.css``): no background and no hard-coded text
+colour, so that it reads in the light and the dark (slate) scheme alike.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from tools.site.plots import PALETTE, svg_document, xml_text
+from tools.site.plots import FONT, PALETTE, xml_text
 
 
 def taxonomy_svg(
@@ -61,14 +64,19 @@ def taxonomy_svg(
             f'<a href="{xml_text(class_href(code))}"><rect x="10" y="{y - 15:.1f}" '
             f'width="{box_right - 10}" height="30" rx="6" fill="{colour[code]}" '
             f'fill-opacity="0.15" stroke="{colour[code]}"/>'
-            f'<text x="22" y="{y + 5:.1f}" font-size="14">'
+            f'<text x="22" y="{y + 5:.1f}" font-size="14" class="atlas-class-label">'
             f'<tspan font-weight="700">{xml_text(code)}</tspan> · {xml_text(name)}</text></a>'
         )
     for id, name, _ in ranked:
         y = model_y[id]
         body.append(
             f'<a href="{xml_text(href(id))}"><circle cx="{model_left - 4}" cy="{y:.1f}" r="3" '
-            f'fill="#555"/><text x="{model_left + 4}" y="{y + 4.5:.1f}" font-size="13" '
-            f'fill="#1a237e">{xml_text(name)}</text></a>'
+            f'class="atlas-model-dot"/><text x="{model_left + 4}" y="{y + 4.5:.1f}" '
+            f'font-size="13" class="atlas-model-label">{xml_text(name)}</text></a>'
         )
-    return svg_document(width, height, body, "The taxonomy: classes and their models")
+    label = "The taxonomy: classes and their models"
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width:g} {height:g}" '
+        f'width="{width:g}" height="{height:g}" role="img" aria-label="{xml_text(label)}" '
+        f'style="{FONT}">' + "".join(body) + "</svg>\n"
+    )

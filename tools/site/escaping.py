@@ -157,21 +157,49 @@ def python_name(text: str) -> Markup:
     return Markup(text)
 
 
-def front_matter(title: str) -> Markup:
+def front_matter(
+    title: str,
+    *,
+    boost: float | None = None,
+    search_exclude: bool = False,
+    keywords: list[str] | None = None,
+) -> Markup:
     """The page's YAML front matter, setting its title safely.
 
     Themes print ``page.title`` unescaped in places (the header, and ``<title>`` after
     ``striptags``, which turns ``&lt;`` back into ``<``), so the title is plain text
-    with angle brackets replaced by look-alikes and the rest HTML-escaped.
+    with angle brackets replaced by look-alikes and the rest HTML-escaped. ``boost``
+    ranks the page higher in the site's search; ``search_exclude`` leaves it out.
+    ``keywords`` become the page's ``tags``, which the search weighs above any text (ids,
+    citekeys, aliases); the search shows them as text, never as markup.
 
     Examples:
         >>> print(front_matter('A </title> & "B"'), end="")
         ---
         title: "A ‹/title› &amp; &quot;B&quot;"
         ---
+        >>> print(front_matter("P", boost=2), end="")
+        ---
+        title: "P"
+        search:
+          boost: 2
+        ---
+        >>> print(front_matter("P", keywords=["a<b>", "O(n)"]), end="")
+        ---
+        title: "P"
+        tags: ["a‹b›", "O(n)"]
+        ---
     """
     safe = escape(title.replace("<", "‹").replace(">", "›"), quote=True)
-    return Markup(f"---\ntitle: {json.dumps(safe, ensure_ascii=False)}\n---\n")
+    lines = [f"title: {json.dumps(safe, ensure_ascii=False)}"]
+    if keywords:
+        plain = [k.replace("<", "‹").replace(">", "›") for k in keywords]
+        lines.append(f"tags: {json.dumps(plain, ensure_ascii=False)}")
+    if boost is not None or search_exclude:
+        lines.append("search:")
+        lines += [f"  boost: {float(boost):g}"] if boost is not None else []
+        lines += ["  exclude: true"] if search_exclude else []
+    return Markup("---\n" + "\n".join(lines) + "\n---\n")
 
 
 def fence(code: str, language: str, attributes: str = "") -> Markup:

@@ -15,13 +15,13 @@ from pathlib import Path
 
 from tools.catalog import CATALOG_DIR, ROOT, Catalog, MeasurementError, atomic_write, load_catalog
 from tools.catalog import project as project_identity
-from tools.catalog.addresses import shipped_source_path
 from tools.catalog.console import printable
 from tools.catalog.lock import DEFAULT_WAIT, catalog_lock
 from tools.catalog.measurements import MEASUREMENTS_FOLDER, parse_measurements
 from tools.catalog.mechanisms import declared_mechanisms
 from tools.site.context import Measurement, SiteContext
 from tools.site.pages import render_pages
+from tools.site.pages.source import ZIP_PATH, implementations_zip, source_files
 
 # Folders (and files) of docs/ that `generate` owns entirely; .gitignore lists them.
 GENERATED: tuple[str, ...] = (
@@ -34,6 +34,7 @@ GENERATED: tuple[str, ...] = (
     "downloads",
     "reference",
     "generated",
+    "survey",
 )
 
 
@@ -104,12 +105,10 @@ def site_context(catalog: Catalog) -> SiteContext:
 def render_all(
     catalog: Catalog, context: SiteContext, source_root: Path = ROOT
 ) -> dict[str, str | bytes]:
-    """Every generated file of ``docs/``, including the copies of implementation sources
-    that the pages link when no repository address is set."""
+    """Every generated file of ``docs/``, including the implementations as one zip
+    (their highlighted pages are among the pages)."""
     files: dict[str, str | bytes] = dict(render_pages(catalog, context))
-    if not (context.repo_url and context.commit):
-        for info in context.mechanisms.values():
-            files[shipped_source_path(info)] = (source_root / info.path).read_bytes()
+    files[ZIP_PATH] = implementations_zip(source_files(source_root))
     return files
 
 

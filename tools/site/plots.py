@@ -33,6 +33,9 @@ PALETTE: tuple[str, ...] = (
     "#8C564B",
 )
 DENSE_COLOUR = "#222222"
+# The other references: the n×n scores of textbook attention, the dense feed-forward layer.
+SCORES_COLOUR = "#888888"
+FFN_COLOUR = "#6A3D9A"
 FONT = "font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif"
 
 
@@ -270,6 +273,18 @@ def _legend(
     return parts
 
 
+def _caption(text: str, *, left: float, top: float) -> list[str]:
+    """A small line of text under the legend (the platform the figures were measured on)."""
+    return [
+        f'<text x="{left}" y="{top + 14 * i}" font-size="11" fill="#555">{xml_text(line)}</text>'
+        for i, line in enumerate(text.split("; ") if text else [])
+    ]
+
+
+def _caption_height(text: str) -> float:
+    return 20.0 + 14 * text.count("; ") if text else 0.0
+
+
 def svg_document(width: float, height: float, body: list[str], label: str) -> str:
     return (
         f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width:g} {height:g}" '
@@ -285,9 +300,12 @@ def loglog_svg(
     title: str = "",
     ylabel: str = "",
     y_format: Callable[[float], str] = format_count,
+    caption: str = "",
 ) -> str:
-    """One log–log plot of some figure against the sequence length."""
-    width, height = 520.0, 300.0 + 18 * math.ceil(len(series) / 2)
+    """One log–log plot of some figure against the sequence length; ``caption`` (the
+    platform) is written under the legend."""
+    legend_height = 18 * math.ceil(len(series) / 2)
+    width, height = 520.0, 300.0 + legend_height + _caption_height(caption)
     body = _panel(
         series,
         left=80,
@@ -299,6 +317,7 @@ def loglog_svg(
         y_format=y_format,
     )
     body += _legend(series, left=20, top=300, columns=2, column_width=250)
+    body += _caption(caption, left=20, top=300 + legend_height + 6)
     return svg_document(width, height, body, title or ylabel)
 
 
@@ -306,6 +325,8 @@ def panels_svg(
     panels: Sequence[tuple[str, str, Callable[[float], str], Sequence[Series]]],
     *,
     label: str,
+    caption: str = "",
+    legend: Sequence[Series] | None = None,
 ) -> str:
     """Several log–log panels side by side sharing one legend.
 
@@ -313,11 +334,15 @@ def panels_svg(
         panels: ``(title, ylabel, y_format, series)`` per panel; the legend is taken
             from the first panel's series.
         label: The accessible name of the figure.
+        caption: A line under the legend (the platform the figures were measured on).
+        legend: The legend's lines, when not the first panel's.
     """
     panel_width, gap = 330.0, 100.0
     width = 80 + len(panels) * panel_width + (len(panels) - 1) * gap + 20
-    legend = panels[0][3] if panels else []
-    height = 300.0 + 18 * math.ceil(len(legend) / 3)
+    if legend is None:
+        legend = panels[0][3] if panels else []
+    legend_height = 18 * math.ceil(len(legend) / 3)
+    height = 300.0 + legend_height + _caption_height(caption)
     body: list[str] = []
     for index, (title, ylabel, y_format, series) in enumerate(panels):
         body += _panel(
@@ -331,4 +356,5 @@ def panels_svg(
             y_format=y_format,
         )
     body += _legend(legend, left=20, top=300, columns=3, column_width=(width - 40) / 3)
+    body += _caption(caption, left=20, top=300 + legend_height + 6)
     return svg_document(width, height, body, label)

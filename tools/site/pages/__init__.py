@@ -6,26 +6,29 @@ Pure functions from a loaded :class:`~tools.catalog.Catalog` and a
 
 Addresses are stable, since notes and papers cite them: an entry's page is
 ``papers/<id>.md`` (``/papers/<id>/``), a class's ``taxonomy/<code>.md``, the comparison
-table ``comparison/index.md``.
+table ``comparison/index.md``, a module's source ``reference/source/<module>.md``, the
+survey's Table 1 ``survey/index.md``.
 """
 
 from __future__ import annotations
 
 from tools.catalog import Catalog
 from tools.catalog.citations import render as export
-from tools.site.context import SiteContext, author_slugs
+from tools.site.context import SiteContext
 from tools.site.pages.benchmarks import benchmark_plots, benchmarks_page
 from tools.site.pages.comparison import comparison_page
 from tools.site.pages.complexity import paper_plot
 from tools.site.pages.papers import paper_page, papers_index
-from tools.site.pages.people import authors_index, timeline_page
+from tools.site.pages.people import authors_index, person_anchors, timeline_page
 from tools.site.pages.reference import downloads_page, reference_page
+from tools.site.pages.source import source_files, source_pages
+from tools.site.pages.survey import survey_page
 from tools.site.pages.taxonomy import home_include, taxonomy_index, taxonomy_page
 
 
 def render_pages(catalog: Catalog, context: SiteContext) -> dict[str, str]:
     """Every generated file, ``{path relative to docs/: text}``."""
-    slugs = author_slugs(catalog)
+    slugs = person_anchors(catalog)  # one anchor per person, whatever the spelling
     files: dict[str, str] = {}
     for entry in catalog.entries.values():
         svg = paper_plot(entry, context) if entry.kind == "model" else None
@@ -49,5 +52,11 @@ def render_pages(catalog: Catalog, context: SiteContext) -> dict[str, str]:
     files["downloads/atlas.csl.json"] = export(catalog, "csljson")
     files["downloads/atlas.json"] = export(catalog, "json")
     files["reference/index.md"] = reference_page(catalog, context)
+    implemented: dict[str, list[tuple[str, str]]] = {}
+    for id, info in sorted(context.mechanisms.items()):
+        name = catalog.entries[id].name if id in catalog.entries else id
+        implemented.setdefault(info.path, []).append((name, id))
+    files.update(source_pages(source_files(), implemented))
+    files["survey/index.md"] = survey_page(catalog)
     files["generated/home.inc"] = home_include(catalog, context)
     return files

@@ -1,4 +1,9 @@
-"""The benchmarks page (``benchmarks/index.md``) and its plots, per measurement file and class."""
+"""The benchmarks page (``benchmarks/index.md``) and its plots, per measurement file and class.
+
+Every plot and table names the platform it was measured on. Memory is drawn and
+tabulated against both forms of exact attention (the fused kernel, the n×n scores of the
+textbook form); feed-forward mechanisms are compared with the dense feed-forward layer.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +14,27 @@ from markupsafe import Markup
 
 from tools.catalog import Catalog, TaxonomyClass
 from tools.catalog.measurements import Figure, Result
-from tools.site.context import Measurement, SiteContext, by_name, models, number
+from tools.site.context import (
+    BELOW_CLAIM,
+    BELOW_CLAIM_TEXT,
+    FEW_LENGTHS,
+    FEW_LENGTHS_TEXT,
+    FFN_REFERENCE,
+    FOOTNOTES,
+    NO_SCORES,
+    Measurement,
+    SiteContext,
+    Why,
+    by_name,
+    claimed_growth,
+    dash,
+    exponent,
+    models,
+    reference_series,
+    skipped_at,
+)
 from tools.site.escaping import render
-from tools.site.plots import DENSE_COLOUR, FIGURE_LABELS, PALETTE, Series, format_count, loglog_svg
+from tools.site.plots import FIGURE_LABELS, PALETTE, Series, format_count, loglog_svg
 
 # The figures plotted per class, and the tab that shows each.
 PLOTTED: tuple[tuple[Figure, str], ...] = (
@@ -20,6 +43,37 @@ PLOTTED: tuple[tuple[Figure, str], ...] = (
     ("flops", "FLOPs"),
 )
 REPORT_LENGTH = 4096
+NEVER = Why("g", "never faster than its reference at the measured lengths")
+
+
+def class_plot(measurement: Measurement, catalog: Catalog, code: str, figure: Figure) -> str | None:
+    """The plot of one figure of every measured member of class ``code``, with references."""
+    members = [
+        (e, result)
+        for e in by_name(models(catalog))
+        if code in e.taxonomy and (result := measurement.result(e.id)) is not None
+    ]
+    if not members:
+        return None
+    label, formatter = FIGURE_LABELS[figure]
+    # Past the palette's colours, lines are dotted so that none look alike.
+    series = [
+        Series(e.name, measurement.points(e.id, figure), PALETTE[i % len(PALETTE)], dotted=i >= 8)
+        for i, (e, _) in enumerate(members)
+    ]
+    kinds = {result.kind for _, result in members}
+    lengths = [n for line in series for n, _ in line.points]
+    series += reference_series(
+        measurement, figure, lengths, attention=kinds != {"ffn"}, ffn="ffn" in kinds
+    )
+    platforms = sorted({measurement.platform(result) for _, result in members})
+    return loglog_svg(
+        series,
+        title=f"{catalog.taxonomy_class(code).name}: {label}",
+        ylabel=label,
+        y_format=formatter,
+        caption="Measured on " + "; ".join(platforms),
+    )
 
 
 def benchmark_plots(catalog: Catalog, context: SiteContext) -> dict[str, str]:
@@ -27,82 +81,77 @@ def benchmark_plots(catalog: Catalog, context: SiteContext) -> dict[str, str]:
     plots: dict[str, str] = {}
     for measurement in context.measurements:
         for c in catalog.taxonomy:
-            members = [
-                e
-                for e in by_name(models(catalog))
-                if c.code in e.taxonomy and measurement.result(e.id)
-            ]
-            if not members:
-                continue
             for figure, _ in PLOTTED:
-                label, formatter = FIGURE_LABELS[figure]
-                # Past the palette's colours, lines are dotted so that none look alike.
-                series = [
-                    Series(
-                        e.name,
-                        measurement.points(e.id, figure),
-                        PALETTE[i % len(PALETTE)],
-                        dotted=i >= len(PALETTE),
-                    )
-                    for i, e in enumerate(members)
-                ]
-                series.append(
-                    Series("dense", measurement.points("dense", figure), DENSE_COLOUR, dashed=True)
-                )
-                plots[f"{measurement.name}-{c.code}-{figure}.svg"] = loglog_svg(
-                    series, title=f"{c.name}: {label}", ylabel=label, y_format=formatter
-                )
+                svg = class_plot(measurement, catalog, c.code, figure)
+                if svg is not None:
+                    plots[f"{measurement.name}-{c.code}-{figure}.svg"] = svg
     return plots
 
 
 @dataclass(frozen=True)
 class ResultRow:
-    """One measured variant in the table of every mechanism; ``figures`` are markup."""
+    """One measured variant in the tables of every mechanism; figures are markup."""
 
     id: str
     name: str | None
     causal: bool
-    claimed: str | None
-    figures: list[Markup]
+    ffn: bool
+    claimed: tuple[str | None, str | None]
+    time: list[Markup]
+    memory: list[Markup]
 
 
 @dataclass(frozen=True)
 class Run:
-    """One measurement file: its settings, its plots per class, its table."""
+    """One measurement file: its settings, its plots per class, its tables."""
 
     measurement: Measurement
     rate: Markup
     setup: str
+    platform: str
+    others: list[str]
     classes: list[tuple[TaxonomyClass, list[tuple[str, str]]]]
     rows: list[ResultRow]
 
 
+def _ratio(value: float | None, why: Markup, suffix: str = "") -> Markup:
+    return Markup(f"{value:.2f}×{suffix}") if value is not None else why
+
+
 def _row(result: Result, catalog: Catalog) -> ResultRow:
-    exponents, relative = result.exponents, result.relative_to_dense
+    relative = result.relative_to_dense
     crossover = result.crossover_n.forward_s if result.crossover_n else None
     at_report = next(
         (p for p in result.points if p.n == REPORT_LENGTH and p.flops is not None), None
     )
     fraction = at_report.flop_rate_fraction if at_report else None
-    figures = [
-        number(exponents.forward_s if exponents else None),
-        number(exponents.forward_backward_s if exponents else None),
-        number(exponents.peak_bytes if exponents else None),
-        number(exponents.flops if exponents else None),
-        number(relative.forward_s if relative else None),
-        number(relative.forward_backward_s if relative else None),
-        number(relative.peak_bytes if relative else None),
-        number(result.memory_vs_materialised_softmax),
-        Markup(f"{100 * fraction:.1f}" if fraction is not None else "—"),
-        Markup(f"{crossover:.0f}" if crossover is not None else "—"),
-    ]
     entry = catalog.entries.get(result.id)
+    complexity = entry.complexity if entry else None
+    time, memory = claimed_growth(complexity, "time"), claimed_growth(complexity, "memory")
+    missing = dash(skipped_at(result, REPORT_LENGTH))
+    ffn = result.kind == "ffn"
+    suffix = " vs FFN" if ffn and result.reference else ""
+    scores = result.memory_vs_materialised_softmax
     return ResultRow(
         id=result.id,
         name=entry.name if entry else None,
         causal=result.causal,
-        claimed=result.claimed.time if result.claimed else None,
-        figures=figures,
+        ffn=ffn,
+        claimed=(complexity.time, complexity.memory) if complexity else (None, None),
+        time=[
+            exponent(result, "forward_s", time),
+            exponent(result, "forward_backward_s", time),
+            exponent(result, "flops", time),
+            _ratio(relative.forward_s if relative else None, missing, suffix),
+            _ratio(relative.forward_backward_s if relative else None, missing, suffix),
+            Markup(f"{100 * fraction:.1f}") if fraction is not None else missing,
+            Markup(f"{crossover:.0f}") if crossover is not None else dash(NEVER),
+        ],
+        memory=[
+            exponent(result, "peak_bytes", memory),
+            _ratio(relative.peak_bytes if relative else None, missing, suffix),
+            _ratio(scores, dash(NO_SCORES) if ffn else missing),
+        ],
     )
 
 
@@ -113,10 +162,15 @@ def _run(measurement: Measurement, catalog: Catalog, available: set[str]) -> Run
         plots = [(tab, f"{measurement.name}-{c.code}-{f}.svg") for f, tab in PLOTTED]
         if all(name in available for _, name in plots):
             classes.append((c, plots))
+    others = sorted(
+        {measurement.platform(r) for r in file.results.values() if r.machine is not None}
+    )
     return Run(
         measurement=measurement,
         rate=Markup(format_count(file.matmul_flop_rate)),
         setup=", ".join(f"{k} {v}" for k, v in sorted(file.setup.model_dump().items())),
+        platform=measurement.platform(),
+        others=others,
         classes=classes,
         rows=[_row(result, catalog) for _, result in sorted(file.results.items())],
     )
@@ -126,4 +180,10 @@ def benchmarks_page(catalog: Catalog, context: SiteContext, plots: Iterable[str]
     """Time, memory and FLOPs plots per family, and the run's machine and command."""
     available = set(plots)
     runs = [_run(m, catalog, available) for m in context.measurements]
-    return render("benchmarks.md.j2", runs=runs)
+    return render(
+        "benchmarks.md.j2",
+        runs=runs,
+        footnotes=(*FOOTNOTES, NEVER),
+        marks=((FEW_LENGTHS, FEW_LENGTHS_TEXT), (BELOW_CLAIM, BELOW_CLAIM_TEXT)),
+        ffn_reference=FFN_REFERENCE,
+    )

@@ -21,10 +21,14 @@ from tools.catalog.mechanisms import DeclaredMechanism
 from tools.catalog.names import fold
 from tools.site.context import SiteContext, by_name
 from tools.site.escaping import front_matter, render
+from tools.site.pages.citation import pinned, software_bibtex
 from tools.site.pages.complexity import ComplexityData, complexity_data
-from tools.site.usage import usage_snippet
+from tools.site.pages.source import INSTALL, ZIP_PATH, source_page_path
+from tools.site.usage import SNIPPET_DIM, SNIPPET_HEADS, usage_snippet
 
 _NO_PREFIX = Markup("")
+# Search ranks a paper's own page this many times higher than other pages.
+PAPER_BOOST = 4
 _DECODING = {
     True: "Supports causal, autoregressive decoding.",
     False: "Does not support causal, autoregressive decoding.",
@@ -90,6 +94,10 @@ class PaperPage:
     related: list[Entry]
     bibtex: str
     csl: str
+    source_page: str
+    build_call: str
+    install: str
+    zip_link: str
 
 
 def paper_data(
@@ -106,13 +114,21 @@ def paper_data(
     if entry.survey is not None and entry.survey.decode != entry.decode:
         decoding += f" The survey's Table 1 says {'yes' if entry.survey.decode else 'no'}."
     info = context.mechanisms.get(entry.id) if entry.kind == "model" else None
-    snippet = causal_snippet = source = ""
+    snippet = causal_snippet = source = source_page = build_call = ""
+    bibtex = bibtex_entry(entry)
     if info is not None:
         options = context.snippet_options(entry.id)
         snippet = usage_snippet(info, causal=False, options=options)
         if info.supports_causal:
             causal_snippet = usage_snippet(info, causal=True, options=options)
-        source = context.source_link(info, page)
+        if context.repo_url and context.commit:
+            source = context.source_link(info, page)
+        source_page = "../" + source_page_path(info.path)
+        build_call = (
+            f'import implementations\n\nlayer = implementations.build("{info.id}", '
+            f"dim={SNIPPET_DIM}, heads={SNIPPET_HEADS})\n"
+        )
+        bibtex += "\n" + software_bibtex(entry, info, pinned())
     return PaperPage(
         entry=entry,
         authors=[(name, slugs[name]) for name in entry.authors],
@@ -127,9 +143,27 @@ def paper_data(
         snippet=snippet,
         causal_snippet=causal_snippet,
         related=[catalog.entries[r] for r in entry.related if r in catalog.entries],
-        bibtex=bibtex_entry(entry),
+        bibtex=bibtex,
         csl=json.dumps([csl_item(entry)], indent=2, ensure_ascii=False),
+        source_page=source_page,
+        build_call=build_call,
+        install=INSTALL,
+        zip_link="../" + ZIP_PATH,
     )
+
+
+def search_keywords(entry: Entry) -> list[str]:
+    """What researchers type to find a paper: its names, citekey, arXiv id and complexity.
+
+    Examples:
+        >>> from tools.catalog import load_catalog
+        >>> search_keywords(load_catalog().entries["big-bird"])[:4]
+        ['BigBird', 'Big Bird', 'zaheer2020big', '2007.14062']
+    """
+    words = [entry.name, *entry.aliases, entry.citekey]
+    words += [entry.arxiv] if entry.arxiv else []
+    words += [entry.complexity.time] if entry.complexity else []
+    return list(dict.fromkeys(words))
 
 
 def paper_page(
@@ -141,9 +175,9 @@ def paper_page(
 ) -> str:
     """The page of one catalog entry (``papers/<id>.md``)."""
     data = paper_data(entry, catalog, context, slugs, plot_path)
-    return render(
-        "paper.md.j2", front_matter=front_matter(entry.name), prefix=Markup("../"), **vars(data)
-    )
+    # Paper pages rank above the API entries and the class pages that mention them.
+    head = front_matter(entry.name, boost=PAPER_BOOST, keywords=search_keywords(entry))
+    return render("paper.md.j2", front_matter=head, prefix=Markup("../"), **vars(data))
 
 
 def papers_index(catalog: Catalog) -> str:

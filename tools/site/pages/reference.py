@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from tools.catalog import Catalog
 from tools.site.context import SiteContext
 from tools.site.escaping import render
+from tools.site.pages.source import source_files
 
 
 def downloads_page(catalog: Catalog) -> str:
@@ -18,4 +21,11 @@ def reference_page(catalog: Catalog, context: SiteContext) -> str:
         (catalog.entries[id].name if id in catalog.entries else id, info)
         for id, info in sorted(context.mechanisms.items())
     ]
-    return render("reference.md.j2", mechanisms=mechanisms)
+    # Every shared private module gets its API section, so that docstrings can link any of
+    # its names with autorefs ([name][implementations._helpers.name]).
+    shared = sorted(
+        f"implementations.{Path(path).stem}"
+        for path in source_files()
+        if Path(path).stem.startswith("_") and Path(path).stem not in ("__init__", "_registry")
+    )
+    return render("reference.md.j2", mechanisms=mechanisms, shared=shared)

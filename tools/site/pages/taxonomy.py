@@ -58,17 +58,23 @@ def taxonomy_index(catalog: Catalog) -> str:
 def taxonomy_page(
     code: str, catalog: Catalog, context: SiteContext, plots: Iterable[str] = ()
 ) -> str:
-    """A class's page: its description, its models, and their measured time when known."""
+    """A class's page: its description, its models, and their measured time and memory
+    (beside both references of exact attention) when known, with the platform."""
     c = catalog.taxonomy_class(code)
-    plot = None
+    available = set(plots)
+    found: list[tuple[str, str]] = []
+    platform = None
     for measurement in context.measurements[:1]:
-        name = f"{measurement.name}-{code}-forward_s.svg"
-        if name in set(plots):
-            plot = name
+        platform = measurement.platform()
+        for figure, tab in (("forward_s", "Time"), ("peak_bytes", "Memory")):
+            name = f"{measurement.name}-{code}-{figure}.svg"
+            if name in available:
+                found.append((tab, name))
     return render(
         "class.md.j2",
         front_matter=front_matter(f"{c.code} · {c.name}"),
         c=c,
         members=by_name(e for e in models(catalog) if code in e.taxonomy),
-        plot=plot,
+        plots=found,
+        platform=platform,
     )
