@@ -62,8 +62,8 @@ class Plan:
     command: str
 
 
-def machine_description() -> Machine:
-    """The processor, operating system and Python of this machine."""
+def machine_description(device: str = "cpu") -> Machine:
+    """The processor (the GPU's name on CUDA, with its host CPU), OS and Python of this machine."""
     processor = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as info:
@@ -73,6 +73,8 @@ def machine_description() -> Machine:
                     break
     except OSError:
         pass
+    if device.startswith("cuda"):
+        processor = f"{torch.cuda.get_device_name(device)} (host: {processor})"
     return Machine(
         processor=processor, system=platform.platform(), python=platform.python_version()
     )
@@ -117,7 +119,7 @@ def start(saved: MeasurementFile | None, plan: Plan) -> MeasurementFile:
         command=plan.command,
         date=resumed.date if resumed is not None else now,
         last_resumed=now if resumed is not None else None,
-        machine=resumed.machine if resumed is not None else machine_description(),
+        machine=resumed.machine if resumed is not None else machine_description(plan.setup.device),
         torch=torch.__version__,
         setup=plan.setup,
         matmul_flop_rate=(
@@ -190,7 +192,7 @@ def measure(plan: Plan, catalog: Catalog, store: Store) -> MeasurementFile:
     progress = tqdm(
         points, desc="measuring", unit="point", file=sys.stderr, disable=not sys.stderr.isatty()
     )
-    here = machine_description()
+    here = machine_description(plan.setup.device)
     for variant, n in progress:
         progress.set_postfix_str(f"{variant.key} n={n}")
         result = measurements.results.setdefault(variant.key, new_result(variant))
