@@ -1,12 +1,15 @@
 """Reference PyTorch implementations of efficient attention, behind one interface.
 
 Every mechanism of the catalog lives in a module named after its catalog id
-(``performer`` in ``implementations/performer.py``) and registers itself here.
+(``performer`` in ``implementations/performer.py``) and registers itself here;
+``apply`` calls a mechanism of any kind the same way.
 
 Examples:
     >>> import torch, implementations
     >>> layer = implementations.build("dense", dim=64, heads=4)
     >>> layer(torch.randn(2, 10, 64)).shape
+    torch.Size([2, 10, 64])
+    >>> implementations.apply(layer, torch.randn(2, 10, 64)).y.shape
     torch.Size([2, 10, 64])
 """
 
@@ -15,9 +18,28 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
-from implementations._registry import Mechanism, available, build, mechanism, register
+from implementations._registry import (
+    Applied,
+    Mechanism,
+    apply,
+    available,
+    build,
+    check_input,
+    mechanism,
+    register,
+)
 
-__all__ = ["Mechanism", "available", "build", "mechanism", "module_name", "register"]
+__all__ = [
+    "Applied",
+    "Mechanism",
+    "apply",
+    "available",
+    "build",
+    "check_input",
+    "mechanism",
+    "module_name",
+    "register",
+]
 
 # Modules that are infrastructure, not mechanisms.
 _NOT_MECHANISMS = {"transformer"}
@@ -27,6 +49,7 @@ def module_name(id: str) -> str:
     """The module that implements catalog id ``id``.
 
     Examples:
+        >>> from implementations import module_name
         >>> module_name("big-bird")
         'implementations.big_bird'
     """

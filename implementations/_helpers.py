@@ -4,22 +4,28 @@ Conventions used by every mechanism:
 
 * activations are ``[batch, n, dim]``; per-head tensors are ``[batch, heads, n, dim_head]``;
 * masks are **boolean with True = keep** (a real token, or an allowed query-key pair);
-* blocked tensors are ``[..., n_blocks, block_size, d]`` (see :func:`chunk`).
+* blocked tensors are ``[..., n_blocks, block_size, d]`` (see
+  [`chunk`][implementations._helpers.chunk]).
 
 Performance: in the block, band and bucket mechanisms the time went to materialised
-score tensors and the copies around them. :func:`softmax_attention` now runs torch's
-fused ``scaled_dot_product_attention`` over the gathered blocks, laying the leading
-dimensions out so that a mask broadcasts cheaply (a ``[blocks, c, L]`` band mask that
-is the kernel's per-head mask runs several times slower than one that is its per-batch
-mask); :func:`reference_softmax_attention` is the readable form. :func:`masked_softmax`
-makes one copy of the scores instead of three, with bitwise the same output (Nyströmformer,
-which uses it on ``[n, m]`` scores: 0.93x its previous forward time at n = 4096).
-:func:`gather_positions` copies whole rows by advanced indexing (3x faster than an
-element-wise gather), :func:`causal_linear_attention`'s decayed scan unbinds its chunks
-once (indexing them in the loop cost a full-size zero-filled gradient buffer per chunk),
-and :func:`heads_in_turn` bounds the inference memory of feature-map attention.
+score tensors and the copies around them.
+[`softmax_attention`][implementations._helpers.softmax_attention] now runs torch's fused
+``scaled_dot_product_attention`` over the gathered blocks, laying the leading dimensions out so that
+a mask broadcasts cheaply (a ``[blocks, c, L]`` band mask that is the kernel's per-head mask runs
+several times slower than one that is its per-batch mask);
+[`reference_softmax_attention`][implementations._helpers.reference_softmax_attention] is the
+readable form. [`masked_softmax`][implementations._helpers.masked_softmax] makes one copy of the
+scores instead of three, with bitwise the same output (Nyströmformer, which uses it on ``[n, m]``
+scores: 0.93x its previous forward time at n = 4096).
+[`gather_positions`][implementations._helpers.gather_positions] copies whole rows by advanced
+indexing (3x faster than an element-wise gather),
+[`causal_linear_attention`][implementations._helpers.causal_linear_attention]'s decayed scan unbinds
+its chunks once (indexing them in the loop cost a full-size zero-filled gradient buffer per chunk),
+and [`heads_in_turn`][implementations._helpers.heads_in_turn] bounds the inference memory of
+feature-map attention.
 
 Examples:
+    >>> from implementations._helpers import merge_heads, split_heads
     >>> import torch
     >>> x = torch.randn(2, 5, 8)
     >>> q = split_heads(x, heads=2)
@@ -66,6 +72,8 @@ def split_heads(x: Tensor, heads: int) -> Tensor:
     """``[b, n, h * d] -> [b, h, n, d]``.
 
     Examples:
+        >>> import torch
+        >>> from implementations._helpers import split_heads
         >>> split_heads(torch.zeros(2, 7, 12), heads=3).shape
         torch.Size([2, 3, 7, 4])
     """
@@ -73,9 +81,12 @@ def split_heads(x: Tensor, heads: int) -> Tensor:
 
 
 def merge_heads(x: Tensor) -> Tensor:
-    """``[b, h, n, d] -> [b, n, h * d]``, the inverse of :func:`split_heads`.
+    """``[b, h, n, d] -> [b, n, h * d]``, the inverse of
+    [`split_heads`][implementations._helpers.split_heads].
 
     Examples:
+        >>> import torch
+        >>> from implementations._helpers import merge_heads
         >>> merge_heads(torch.zeros(2, 3, 7, 4)).shape
         torch.Size([2, 7, 12])
     """
@@ -95,6 +106,8 @@ def pad_to_multiple(
         strip them afterwards with ``y.narrow(dim, 0, y.shape[dim] - pad)``.
 
     Examples:
+        >>> import torch
+        >>> from implementations._helpers import pad_to_multiple
         >>> y, pad = pad_to_multiple(torch.ones(1, 5, 2), 4)
         >>> y.shape, pad
         (torch.Size([1, 8, 2]), 3)
@@ -116,6 +129,8 @@ def default_mask(mask: Tensor | None, x: Tensor) -> Tensor:
     """The key-padding mask ``[b, n]`` of ``x`` ``[b, n, d]``: ``mask``, or all True if None.
 
     Examples:
+        >>> import torch
+        >>> from implementations._helpers import default_mask
         >>> default_mask(None, torch.zeros(2, 3, 4))
         tensor([[True, True, True],
                 [True, True, True]])
@@ -137,6 +152,8 @@ def zero_padding(x: Tensor, mask: Tensor | None) -> Tensor:
     pooling, sums), so padded values cannot leak into real positions.
 
     Examples:
+        >>> import torch
+        >>> from implementations._helpers import zero_padding
         >>> zero_padding(torch.ones(1, 3, 1), torch.tensor([[True, False, True]])).flatten()
         tensor([1., 0., 1.])
     """
@@ -149,6 +166,8 @@ def expand_key_padding_mask(mask: Tensor) -> Tensor:
     """Bool key mask ``[b, nk]`` -> ``[b, 1, 1, nk]``, broadcastable to ``[b, h, nq, nk]``.
 
     Examples:
+        >>> import torch
+        >>> from implementations._helpers import expand_key_padding_mask
         >>> expand_key_padding_mask(torch.ones(2, 5, dtype=torch.bool)).shape
         torch.Size([2, 1, 1, 5])
     """
@@ -159,9 +178,11 @@ def key_padding_bias(mask: Tensor, dtype: torch.dtype = torch.float32) -> Tensor
     """Additive bias ``[b, 1, 1, nk]``: 0 for real keys, the dtype's most negative value else.
 
     A finite value (not ``-inf``) keeps fully masked rows NaN-free; prefer
-    :func:`masked_softmax`, which also zeroes such rows.
+    [`masked_softmax`][implementations._helpers.masked_softmax], which also zeroes such rows.
 
     Examples:
+        >>> import torch
+        >>> from implementations._helpers import key_padding_bias
         >>> key_padding_bias(torch.tensor([[True, False]]))[0, 0, 0, 0].item()
         0.0
     """
@@ -177,6 +198,7 @@ def causal_mask(nq: int, nk: int, device: torch.device | str | None = None) -> T
     past every query sees, e.g. a memory), so ``j <= i + (nk - nq)``.
 
     Examples:
+        >>> from implementations._helpers import causal_mask
         >>> causal_mask(2, 3).int()
         tensor([[1, 1, 0],
                 [1, 1, 1]], dtype=torch.int32)
@@ -189,10 +211,13 @@ def causal_mask(nq: int, nk: int, device: torch.device | str | None = None) -> T
 def chunk(x: Tensor, size: int, dim: int = -2) -> Tensor:
     """Split ``dim`` into blocks: ``[..., n, d] -> [..., n // size, size, d]`` (for ``dim=-2``).
 
-    ``n`` must be a multiple of ``size`` (see :func:`pad_to_multiple`). The inverse
-    is ``x.flatten(dim, dim + 1)``.
+    ``n`` must be a multiple of ``size`` (see
+    [`pad_to_multiple`][implementations._helpers.pad_to_multiple]). The inverse is
+    ``x.flatten(dim, dim + 1)``.
 
     Examples:
+        >>> import torch
+        >>> from implementations._helpers import chunk
         >>> chunk(torch.zeros(2, 3, 8, 4), 2).shape
         torch.Size([2, 3, 4, 2, 4])
         >>> chunk(torch.zeros(2, 6, dtype=torch.bool), 3, dim=-1).shape
@@ -216,6 +241,8 @@ def look_around(blocks: Tensor, before: int = 1, after: int = 0, value: float | 
         ``[..., n_blocks, (before + 1 + after) * size, d]`` (or ``[..., n_blocks, w * size]``).
 
     Examples:
+        >>> import torch
+        >>> from implementations._helpers import chunk, look_around
         >>> b = chunk(torch.arange(6.0)[None, :, None], 2)  # blocks [0 1] [2 3] [4 5]
         >>> look_around(b, before=1, after=0)[0, :, :, 0]
         tensor([[0., 0., 0., 1.],
@@ -238,6 +265,8 @@ def masked_softmax(scores: Tensor, mask: Tensor | None = None, dim: int = -1) ->
     masked come out as all zeros, not NaN, and pass no gradient.
 
     Examples:
+        >>> import torch
+        >>> from implementations._helpers import masked_softmax
         >>> s = torch.zeros(2, 2)
         >>> masked_softmax(s, torch.tensor([[True, True], [False, False]]))
         tensor([[0.5000, 0.5000],
@@ -266,10 +295,12 @@ def reference_softmax_attention(
 ) -> Tensor:
     r"""Exact attention $\mathrm{softmax}(QK^\top / \sqrt{d} + B)\,V$, scores materialised.
 
-    The readable form of :func:`softmax_attention` (same arguments, same result up to
-    float32 round-off): it builds the ``[..., nq, nk]`` score tensor.
+    The readable form of [`softmax_attention`][implementations._helpers.softmax_attention] (same
+    arguments, same result up to float32 round-off): it builds the ``[..., nq, nk]`` score tensor.
 
     Examples:
+        >>> import torch
+        >>> from implementations._helpers import reference_softmax_attention, softmax_attention
         >>> q = torch.randn(2, 3, 4, 5, 8)  # e.g. [b, h, blocks, block, d]
         >>> torch.allclose(reference_softmax_attention(q, q, q), softmax_attention(q, q, q),
         ...                atol=1e-6)
@@ -293,14 +324,15 @@ def softmax_attention(
 ) -> Tensor:
     r"""Exact attention $\mathrm{softmax}(QK^\top / \sqrt{d} + B)\,V$ on any leading shape.
 
-    Runs :func:`torch.nn.functional.scaled_dot_product_attention` (fused kernels: the
+    Runs `torch.nn.functional.scaled_dot_product_attention` (fused kernels: the
     score tensor is never stored, $O(n_q d)$ extra memory), with the leading dimensions
     flattened so that the mask broadcasts cheaply: dimensions along which ``mask`` /
     ``bias`` vary become the kernel's batch, those they broadcast over its heads
     (a mask that broadcasts over the kernel's batch but varies across its heads is
-    several times slower). :func:`reference_softmax_attention` is the same equation
-    with the scores materialised; it is also used when ``bias`` needs a gradient
-    (the fused CPU kernel cannot differentiate an additive mask).
+    several times slower).
+    [`reference_softmax_attention`][implementations._helpers.reference_softmax_attention] is the
+    same equation with the scores materialised; it is also used when ``bias`` needs a gradient (the
+    fused CPU kernel cannot differentiate an additive mask).
 
     Args:
         q: ``[..., nq, d]``.
@@ -319,6 +351,8 @@ def softmax_attention(
         ``[..., nq, dv]``.
 
     Examples:
+        >>> import torch
+        >>> from implementations._helpers import reference_softmax_attention, softmax_attention
         >>> q = torch.randn(2, 3, 4, 5, 8)  # e.g. [b, h, blocks, block, d]
         >>> softmax_attention(q, q, q).shape
         torch.Size([2, 3, 4, 5, 8])
@@ -384,7 +418,9 @@ class HeadProjections(nn.Module):
 
     Attributes ``to_q``, ``to_k``, ``to_v`` (``dim -> heads * dim_head``) and ``to_out``
     (``heads * dim_head -> dim``) can be used individually (e.g. to project keys
-    from a compressed sequence), or through :meth:`qkv` and :meth:`out`.
+    from a compressed sequence), or through
+    [`qkv`][implementations._helpers.HeadProjections.qkv] and
+    [`out`][implementations._helpers.HeadProjections.out].
 
     Args:
         dim: Model width.
@@ -392,6 +428,8 @@ class HeadProjections(nn.Module):
         dim_head: Width per head; defaults to ``dim // heads``.
 
     Examples:
+        >>> import torch
+        >>> from implementations._helpers import HeadProjections
         >>> proj = HeadProjections(dim=16, heads=4)
         >>> q, k, v = proj.qkv(torch.randn(2, 5, 16))
         >>> q.shape
@@ -428,7 +466,8 @@ class HeadProjections(nn.Module):
 
 
 class WindowBlocks(NamedTuple):
-    """Banded (sliding-window) attention laid out as blocks; see :func:`sliding_window_blocks`.
+    """Banded (sliding-window) attention laid out as blocks; see
+    [`sliding_window_blocks`][implementations._helpers.sliding_window_blocks].
 
     Attributes:
         q: Queries ``[..., n_blocks, c, d]``.
@@ -453,10 +492,10 @@ def sliding_window_blocks(
     r"""Lay out banded attention (query ``i`` sees keys ``i - before .. i + after``) as blocks.
 
     The sequence is cut into blocks of ``c = max(before, after)`` positions (at most
-    ``n``); block ``t`` gathers keys from its neighbour blocks with :func:`look_around`,
-    so the score tensor is ``[..., n, L]`` with ``L <= 3c``: $O(n \cdot w)$ time and
-    memory, never $n \times n$. Callers may append further key columns (e.g. global
-    tokens) before the softmax. Merge the output blocks back with
+    ``n``); block ``t`` gathers keys from its neighbour blocks with
+    [`look_around`][implementations._helpers.look_around], so the score tensor is ``[..., n, L]``
+    with ``L <= 3c``: $O(n \cdot w)$ time and memory, never $n \times n$. Callers may append further
+    key columns (e.g. global tokens) before the softmax. Merge the output blocks back with
     ``o.flatten(-3, -2)[..., :n, :]``.
 
     Args:
@@ -469,6 +508,8 @@ def sliding_window_blocks(
             (e.g. ``[b, 1, n]`` for ``[b, h, n, d]`` inputs); True = real key.
 
     Examples:
+        >>> import torch
+        >>> from implementations._helpers import sliding_window_blocks, softmax_attention
         >>> x = torch.randn(1, 10, 4)
         >>> blocks = sliding_window_blocks(x, x, x, before=2, after=2)
         >>> blocks.q.shape, blocks.k.shape, blocks.allowed.shape
@@ -541,6 +582,8 @@ def causal_linear_attention(
         ``[..., n, dv]``.
 
     Examples:
+        >>> import torch
+        >>> from implementations._helpers import causal_linear_attention
         >>> q, k, v = torch.rand(2, 7, 3), torch.rand(2, 7, 3), torch.randn(2, 7, 4)
         >>> oracle = (q @ k.transpose(-1, -2)).tril() @ v
         >>> torch.allclose(causal_linear_attention(q, k, v, chunk_size=3), oracle, atol=1e-5)
@@ -609,6 +652,8 @@ def heads_in_turn(
         ``[b, h, n, dv]``, or None when autograd is on or there is a single head.
 
     Examples:
+        >>> import torch
+        >>> from implementations._helpers import heads_in_turn, softmax_attention
         >>> q = torch.randn(2, 3, 5, 4)
         >>> with torch.no_grad():
         ...     y = heads_in_turn(softmax_attention, {"q": (q, 1), "k": (q, 1), "v": (q, 1)})
@@ -636,6 +681,8 @@ def gather_positions(x: Tensor, index: Tensor) -> Tensor:
     ``gather_positions(sorted_rows, perm.argsort(-1))``.
 
     Examples:
+        >>> import torch
+        >>> from implementations._helpers import gather_positions
         >>> x = torch.arange(6.0).view(1, 3, 2)
         >>> gather_positions(x, torch.tensor([[2, 0]]))
         tensor([[[4., 5.],

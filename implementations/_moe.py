@@ -34,13 +34,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from implementations._helpers import default_mask, pad_to_multiple
+from implementations._registry import Range
 
 __all__ = [
     "Experts",
@@ -72,6 +73,8 @@ class Experts(nn.Module):
         activation: ``relu``, ``gelu`` or ``geglu``.
 
     Examples:
+        >>> import torch
+        >>> from implementations._moe import Experts
         >>> experts = Experts(experts=4, dim=8, d_ff=16, activation="geglu")
         >>> experts(torch.randn(2, 4, 3, 8)).shape  # [groups, E, C, d]
         torch.Size([2, 4, 3, 8])
@@ -127,6 +130,7 @@ def expert_capacity(tokens: int, experts: int, k: int, capacity_factor: float) -
     so a larger buffer would only hold empty slots.
 
     Examples:
+        >>> from implementations._moe import expert_capacity
         >>> expert_capacity(tokens=10, experts=4, k=1, capacity_factor=1.0)
         3
         >>> expert_capacity(tokens=10, experts=4, k=2, capacity_factor=1.25)
@@ -154,6 +158,8 @@ def assign_slots(
         expert in priority order, and ``active & (position < capacity)``.
 
     Examples:
+        >>> import torch
+        >>> from implementations._moe import assign_slots
         >>> index = torch.tensor([[[0], [0], [1], [0]]])  # four tokens, top-1
         >>> position, kept = assign_slots(index, torch.ones_like(index, dtype=torch.bool), 2, 2)
         >>> position.flatten().tolist(), kept.flatten().tolist()
@@ -179,16 +185,19 @@ def dispatch(
 
     Args:
         x: ``[g, s, d]`` tokens.
-        expert_index, position, kept: ``[g, s, k]`` (see :func:`assign_slots`).
+        expert_index, position, kept: ``[g, s, k]`` (see
+            [`assign_slots`][implementations._moe.assign_slots]).
         experts: $E$.
         capacity: $C$.
 
     Returns:
         ``(buffer, slot)``: ``buffer`` ``[g, E, C, d]`` (empty slots hold zeros) and
         ``slot`` ``[g, s, k]``, the flat buffer row ``e * C + c`` of each kept claim and a
-        row ``>= E * C`` for dropped claims (pass it to :func:`combine`).
+        row ``>= E * C`` for dropped claims (pass it to [`combine`][implementations._moe.combine]).
 
     Examples:
+        >>> import torch
+        >>> from implementations._moe import assign_slots, dispatch
         >>> x = torch.arange(3.0).view(1, 3, 1)
         >>> index = torch.tensor([[[1], [0], [1]]])
         >>> position, kept = assign_slots(index, torch.ones_like(index, dtype=torch.bool), 2, 1)
@@ -219,7 +228,8 @@ def combine(expert_out: Tensor, slot: Tensor, weights: Tensor) -> Tensor:
 
     Args:
         expert_out: ``[g, E, C, d]`` expert outputs.
-        slot: ``[g, s, k]`` from :func:`dispatch` (rows ``>= E * C`` read zeros).
+        slot: ``[g, s, k]`` from [`dispatch`][implementations._moe.dispatch] (rows
+            ``>= E * C`` read zeros).
         weights: ``[g, s, k]`` combine weights (zero them for dropped claims).
 
     Returns:
@@ -245,6 +255,8 @@ def top2(probs: Tensor) -> tuple[Tensor, Tensor]:
         ``(index, gates)``, both ``[..., 2]``; the gates of a token sum to 1.
 
     Examples:
+        >>> import torch
+        >>> from implementations._moe import top2
         >>> index, gates = top2(torch.tensor([0.1, 0.6, 0.3]))
         >>> index.tolist(), [round(g, 3) for g in gates.tolist()]
         ([1, 2], [0.667, 0.333])
@@ -270,6 +282,8 @@ def load_balancing_loss(probs: Tensor, top1: Tensor, valid: Tensor) -> Tensor:
         ``[g]``, zero for a group without valid tokens.
 
     Examples:
+        >>> import torch
+        >>> from implementations._moe import load_balancing_loss
         >>> probs, valid = torch.full((1, 4, 2), 0.5), torch.ones(1, 4, dtype=torch.bool)
         >>> load_balancing_loss(probs, torch.tensor([[0, 1, 0, 1]]), valid)
         tensor([1.])
@@ -286,6 +300,8 @@ def mean_over_groups(per_group: Tensor, valid: Tensor) -> Tensor:
     """Mean of ``per_group`` ``[g]`` over the groups holding a valid token (``valid`` ``[g, s]``).
 
     Examples:
+        >>> import torch
+        >>> from implementations._moe import mean_over_groups
         >>> mean_over_groups(torch.tensor([1.0, 3.0, 0.0]), torch.tensor([[1], [1], [0]]).bool())
         tensor(2.)
     """
@@ -303,6 +319,8 @@ def router_z_loss(logits: Tensor, valid: Tensor) -> Tensor:
         valid: ``[g, s]`` bool.
 
     Examples:
+        >>> import torch
+        >>> from implementations._moe import router_z_loss
         >>> router_z_loss(torch.zeros(1, 3, 4), torch.ones(1, 3, dtype=torch.bool))
         tensor(1.9218)
     """
@@ -314,22 +332,26 @@ def router_z_loss(logits: Tensor, valid: Tensor) -> Tensor:
 class TokenChoiceMoE(nn.Module):
     r"""Router, batched experts and capacity-limited dispatch; subclasses pick the claims.
 
-    A subclass implements :meth:`route` (which experts each token claims, with which
-    gates) and :meth:`auxiliary_loss`. The router runs in float32 whatever the input
-    dtype (Switch's "selective precision": the exponentials of the router softmax are
-    where low precision destabilised training).
+    A subclass implements [`route`][implementations._moe.TokenChoiceMoE.route] (which
+    experts each token claims, with which gates) and
+    [`auxiliary_loss`][implementations._moe.TokenChoiceMoE.auxiliary_loss]. The router runs in
+    float32 whatever the input dtype (Switch's "selective precision": the exponentials of the router
+    softmax are where low precision destabilised training).
 
     Args:
         dim: Model width.
         experts: Number of experts $E$.
         d_ff: Hidden width of each expert.
-        activation: Expert activation (see :class:`Experts`).
+        activation: Expert activation (see [`Experts`][implementations._moe.Experts]).
         k: Claims per token.
         capacity_factor: $\mathrm{cf}$ in training mode.
         eval_capacity_factor: $\mathrm{cf}$ in eval mode.
         causal: Grant claims in position-major order (see the module docstring).
         group_size: Tokens per routing group; None = one group per sequence.
     """
+
+    # Checked by implementations.build for every subclass: at most 16384 experts.
+    option_ranges: ClassVar[dict[str, Range]] = {"experts": (1, 2**14)}
 
     def __init__(
         self,

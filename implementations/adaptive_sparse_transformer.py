@@ -71,12 +71,13 @@ Hyper-parameters:
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
 
 from implementations._helpers import HeadProjections, causal_mask
-from implementations._registry import register
+from implementations._registry import Range, register
 
 __all__ = ["AdaptiveSparseTransformer", "attention", "entmax"]
 
@@ -92,7 +93,7 @@ def _compute_dtype(x: Tensor) -> torch.dtype:
 
 
 class _EntmaxBisect(torch.autograd.Function):
-    """$\\alpha$-entmax over the last dim by bisection, with the closed-form backward."""
+    r"""$\alpha$-entmax over the last dim by bisection, with the closed-form backward."""
 
     @staticmethod
     def forward(ctx, z: Tensor, alpha: Tensor, n_iter: int) -> Tensor:
@@ -159,14 +160,16 @@ def entmax(z: Tensor, alpha: float | Tensor, n_iter: int = 50) -> Tensor:
         alpha: A float $\ge 1$ (1 = softmax, 1.5 = 1.5-entmax, 2 = sparsemax), or a
             tensor broadcastable to ``[..., 1]`` (e.g. one $\alpha$ per head,
             ``[1, h, 1, 1]``) whose entries are meant to be $\ge 1$ (smaller ones act
-            as 1). $\alpha \le 1 + $ :data:`SOFTMAX_LIMIT` takes the $\alpha \to 1$
-            limit, softmax, exactly.
+            as 1). $\alpha \le 1 + \epsilon$, with $\epsilon$ = ``SOFTMAX_LIMIT`` =
+            $10^{-4}$, takes the $\alpha \to 1$ limit, softmax, exactly.
         n_iter: Bisection iterations for the threshold $\tau$.
 
     Returns:
         ``[..., d]`` probabilities (non-negative, summing to 1 along the last dim).
 
     Examples:
+        >>> import torch
+        >>> from implementations.adaptive_sparse_transformer import entmax
         >>> z = torch.tensor([[2.0, 1.0, -1.0]])
         >>> entmax(z, 2.0)  # sparsemax: the last score is dropped
         tensor([[1., 0., 0.]])
@@ -216,6 +219,8 @@ def attention(
         ``[b, h, nq, dv]``; a query with no visible key gets zeros.
 
     Examples:
+        >>> import torch
+        >>> from implementations.adaptive_sparse_transformer import attention
         >>> q = torch.randn(2, 4, 10, 8)
         >>> attention(q, q, q, alpha=torch.full((4,), 1.5), causal=True).shape
         torch.Size([2, 4, 10, 8])
@@ -256,6 +261,9 @@ class AdaptiveSparseTransformer(nn.Module):
         torch.Size([2, 37, 32])
     """
 
+    # Checked by implementations.build; other integers lie in [1, 2**20].
+    option_ranges: ClassVar[dict[str, Range]] = {"alpha": (1.0, 2.0), "n_iter": (1, 10_000)}
+
     def __init__(
         self,
         dim: int,
@@ -280,7 +288,7 @@ class AdaptiveSparseTransformer(nn.Module):
 
     @property
     def alpha(self) -> Tensor:
-        """The per-head $\\alpha_i$, ``[heads]``."""
+        r"""The per-head $\alpha_i$, ``[heads]``."""
         if self.fixed_alpha is not None:
             return torch.full(
                 (self.proj.heads,), self.fixed_alpha, device=self.proj.to_q.weight.device

@@ -81,6 +81,8 @@ def attention(
         ``[b, h, n, d]``.
 
     Examples:
+        >>> import torch
+        >>> from implementations.axial_transformer import attention
         >>> q = torch.randn(2, 4, 10, 8)
         >>> attention(q, q, q, causal=True, width=4, axis="column").shape
         torch.Size([2, 4, 10, 8])
@@ -122,13 +124,13 @@ class _AxialAttention(nn.Module):
 
 @register("axial-transformer", kind="attention", supports_causal=True)
 class AxialTransformer(nn.Module):
-    """Axial attention layer: row then column attention, or the paper's causal decoder layer.
+    r"""Axial attention layer: row then column attention, or the paper's causal decoder layer.
 
     Args:
         dim: Model width.
         heads: Number of heads.
         causal: Build the autoregressive layer (outer context + inner masked row attention).
-        width: Row length $W$; None for $\\lceil \\sqrt n \\rceil$.
+        width: Row length $W$; None for $\lceil \sqrt n \rceil$.
 
     Examples:
         >>> import torch, implementations

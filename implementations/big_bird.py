@@ -47,7 +47,7 @@ Hyper-parameters:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -59,7 +59,7 @@ from implementations._helpers import (
     pad_to_multiple,
     softmax_attention,
 )
-from implementations._registry import register
+from implementations._registry import Range, register
 
 __all__ = ["BigBird", "attention", "random_blocks"]
 
@@ -84,6 +84,7 @@ def random_blocks(
         blocks, and False where a query block had fewer than $r$ candidates (short inputs).
 
     Examples:
+        >>> from implementations.big_bird import random_blocks
         >>> index, valid = random_blocks(heads=2, n_blocks=10, num_random_blocks=3, seed=0)
         >>> index.shape, bool(valid[:, 2:8].all())
         (torch.Size([2, 10, 3]), True)
@@ -116,7 +117,8 @@ def attention(
         v: Values ``[b, h, n, d]``.
         block_size: Tokens per block; ``n`` is padded to a multiple of it.
         random_index: ``[h, n_blocks, r]`` random key blocks per query block (see
-            :func:`random_blocks`), for ``n_blocks = ceil(n / block_size)``.
+            [`random_blocks`][implementations.big_bird.random_blocks]), for
+            ``n_blocks = ceil(n / block_size)``.
         random_valid: ``[h, n_blocks, r]`` bool, False for unused draws; default all True.
         mask: Bool key-padding mask ``[b, n]``, True = real token.
 
@@ -124,6 +126,8 @@ def attention(
         ``[b, h, n, d]``.
 
     Examples:
+        >>> import torch
+        >>> from implementations.big_bird import attention, random_blocks
         >>> q = torch.randn(2, 4, 50, 8)
         >>> index, valid = random_blocks(4, n_blocks=7, num_random_blocks=2, seed=0)
         >>> attention(q, q, q, block_size=8, random_index=index, random_valid=valid).shape
@@ -201,6 +205,9 @@ class BigBird(nn.Module):
         torch.Size([2, 100, 32])
     """
 
+    # Checked by implementations.build; other integers lie in [1, 2**20].
+    option_ranges: ClassVar[dict[str, Range]] = {"num_random_blocks": (0, 2**20)}
+
     def __init__(
         self,
         dim: int,
@@ -229,7 +236,10 @@ class BigBird(nn.Module):
         self._patterns: dict[tuple[int, int], tuple[Tensor, Tensor]] = {}
 
     def pattern(self, n_blocks: int) -> tuple[Tensor, Tensor]:
-        """This layer's random blocks for ``n_blocks`` blocks (see :func:`random_blocks`)."""
+        """This layer's random blocks for ``n_blocks`` blocks.
+
+        See [`random_blocks`][implementations.big_bird.random_blocks].
+        """
         key = (n_blocks, self.seed)
         if key not in self._patterns:
             self._patterns[key] = random_blocks(
@@ -242,7 +252,7 @@ class BigBird(nn.Module):
         return {"seed": self.seed}
 
     def set_extra_state(self, state: dict[str, Any]) -> None:
-        """Restore the seed saved by :meth:`get_extra_state`."""
+        """Restore the seed saved by `get_extra_state`."""
         self.seed = int(state["seed"])
 
     def extra_repr(self) -> str:

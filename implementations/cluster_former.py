@@ -32,9 +32,10 @@ $O(n\,p\,d)$ to assign, $O(n \log n)$ to sort, $O(n\,l)$ to attend.
 **Centroids.** They are not trained by gradient. The paper stores hidden states in a
 memory bank during training and periodically (e.g. every epoch) re-runs $K$-Means on
 it. Here the centroids are a buffer, fixed during the forward pass (initially random
-Gaussian vectors), and :meth:`ClusterFormer.update_centroids` runs Lloyd's $K$-Means
-(:func:`kmeans`) on the hidden states you collected, warm-started from the current
-centroids.
+Gaussian vectors), and
+[`ClusterFormer.update_centroids`][implementations.cluster_former.ClusterFormer.update_centroids]
+runs Lloyd's $K$-Means ([`kmeans`][implementations.cluster_former.kmeans]) on the hidden states you
+collected, warm-started from the current centroids.
 
 Hyper-parameters: ``layer_type`` (``"cluster"`` or ``"sliding"``), ``n_clusters`` ($p$;
 the paper's best Quasar-T model uses 512), ``window_size`` ($l$, also the chunk length
@@ -76,6 +77,8 @@ def assign_clusters(x: Tensor, centroids: Tensor) -> Tensor:
     r"""Nearest centroid $\arg\min_j \lVert x_i - C_j \rVert$ of each row: ``[.., d] -> [..]``.
 
     Examples:
+        >>> import torch
+        >>> from implementations.cluster_former import assign_clusters
         >>> assign_clusters(torch.tensor([[0.9, 0.1], [0.0, 2.0]]),
         ...                 torch.tensor([[1.0, 0.0], [0.0, 1.0]]))
         tensor([0, 1])
@@ -91,6 +94,8 @@ def kmeans(x: Tensor, centroids: Tensor, iters: int = 10) -> Tensor:
     A centroid left without points keeps its position. Returns new ``[p, d]`` centroids.
 
     Examples:
+        >>> import torch
+        >>> from implementations.cluster_former import kmeans
         >>> x = torch.tensor([[0.0, 0.0], [0.0, 2.0], [10.0, 0.0], [10.0, 2.0]])
         >>> kmeans(x, torch.tensor([[1.0, 1.0], [9.0, 1.0]]))
         tensor([[ 0.,  1.],
@@ -123,6 +128,8 @@ def attention(
         ``[b, h, n, dv]``.
 
     Examples:
+        >>> import torch
+        >>> from implementations.cluster_former import attention
         >>> q = torch.randn(2, 4, 30, 8)
         >>> attention(q, q, q, torch.randint(0, 3, (2, 30)), chunk_size=8).shape
         torch.Size([2, 4, 30, 8])
@@ -170,6 +177,8 @@ def sliding_window_attention(
         ``[b, h, n, dv]``.
 
     Examples:
+        >>> import torch
+        >>> from implementations.cluster_former import sliding_window_attention
         >>> q = torch.randn(2, 4, 30, 8)
         >>> sliding_window_attention(q, q, q, window=8, stride=6).shape
         torch.Size([2, 4, 30, 8])
@@ -211,7 +220,7 @@ class ClusterFormer(nn.Module):
 
     Build a stack by mixing ``layer_type="sliding"`` and ``layer_type="cluster"`` modules.
     The cluster layer's centroids (buffer ``centroids`` ``[n_clusters, dim]``) are
-    refreshed by :meth:`update_centroids`, never by gradient.
+    refreshed by `update_centroids`, never by gradient.
 
     Args:
         dim: Model width $d$.

@@ -3,9 +3,9 @@ r"""Compressive Transformer: a Transformer-XL memory plus a compressed memory of
 Paper: *Compressive Transformers for Long-Range Sequence Modelling*, Rae, Potapenko,
 Jayakumar, Hillier and Lillicrap, ICLR 2020 (arXiv:1911.05507).
 
-Transformer-XL (:mod:`implementations.transformer_xl`) discards hidden states once they
-fall out of its FIFO memory. The Compressive Transformer keeps them in a coarser form:
-each layer holds a memory $\mathbf{m}$ of $n_m$ past states and a *compressed memory*
+Transformer-XL ([`implementations.transformer_xl`][implementations.transformer_xl]) discards hidden
+states once they fall out of its FIFO memory. The Compressive Transformer keeps them in a coarser
+form: each layer holds a memory $\mathbf{m}$ of $n_m$ past states and a *compressed memory*
 $\mathbf{cm}$ of $n_{cm}$ slots. For a segment $\mathbf{h}$ of $n_s$ states
 (Algorithm 1 of the paper):
 
@@ -46,8 +46,9 @@ $$
 with stop-gradients on $\mathbf{h}$, on the old memories and on the attention weights
 $W_q, W_k, W_v$, so that this loss trains $f_c$ alone (and the task loss does not:
 the memories are constants). Here it is averaged over elements (a mean squared error)
-and exposed as :attr:`CompressiveTransformer.aux_loss` after each forward:
-add it to the training loss.
+and exposed as
+[`CompressiveTransformer.aux_loss`][implementations.compressive_transformer.CompressiveTransformer]
+after each forward: add it to the training loss.
 
 Hyper-parameters: ``mem_len`` ($n_m$), ``cmem_len`` ($n_{cm}$), ``compression_rate``
 ($c$; the paper sweeps 2 to 4 and uses 3 for its language models) and ``compression``
@@ -58,24 +59,25 @@ is not a multiple of $c$, the remaining oldest states wait in the memory (which 
 then hold up to $n_m + c - 1$ states) until a full group is available, so no state is
 dropped or padded.
 
-Performance: as in Transformer-XL (:mod:`implementations.transformer_xl`), the main
-attention's position term is the cost; the attention-reconstruction loss (two content
-attentions over the evicted states, about a third of the forward time at n = 4096) now
-runs in the fused kernel. Measured (CPU, one thread, float32, dim 512, 8 heads,
-n = 4096, memories full): 5.4x dense forward (18.6x before); forward+backward 7.7x
-(10.4x before), on the reference path, since the position bias needs a gradient.
+Performance: as in Transformer-XL
+([`implementations.transformer_xl`][implementations.transformer_xl]), the main attention's position
+term is the cost; the attention-reconstruction loss (two content attentions over the evicted states,
+about a third of the forward time at n = 4096) now runs in the fused kernel. Measured (CPU, one
+thread, float32, dim 512, 8 heads, n = 4096, memories full): 5.4x dense forward (18.6x before);
+forward+backward 7.7x (10.4x before), on the reference path, since the position bias needs a
+gradient.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import ClassVar, NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from implementations._helpers import softmax_attention, split_heads
-from implementations._registry import register
+from implementations._registry import Range, register
 from implementations.transformer_xl import RelativeSegmentAttention
 
 __all__ = ["COMPRESSIONS", "CompressiveMemory", "CompressiveTransformer", "content_attention"]
@@ -102,6 +104,8 @@ def content_attention(q: Tensor, k: Tensor, v: Tensor) -> Tensor:
     ``[b, h, m, d]`` -> ``[b, h, n, d]``, computed in float32.
 
     Examples:
+        >>> import torch
+        >>> from implementations.compressive_transformer import content_attention
         >>> q = torch.randn(1, 2, 3, 4)
         >>> content_attention(q, q, q).shape
         torch.Size([1, 2, 3, 4])
@@ -115,9 +119,9 @@ class CompressiveTransformer(RelativeSegmentAttention):
     """Transformer-XL attention over ``[compressed memory; memory; segment]``.
 
     ``forward(x, memory=None) -> (y, memory)`` where ``memory`` is a
-    :class:`CompressiveMemory` (or None for the first segment). After each call,
-    :attr:`aux_loss` holds the attention-reconstruction loss of the states
-    compressed during that call (a float32 scalar, 0 when nothing was compressed):
+    [`CompressiveMemory`][implementations.compressive_transformer.CompressiveMemory] (or None for
+    the first segment). After each call, `aux_loss` holds the attention-reconstruction loss of the
+    states compressed during that call (a float32 scalar, 0 when nothing was compressed):
     add it to the task loss to train the compression function.
 
     Args:
@@ -141,6 +145,9 @@ class CompressiveTransformer(RelativeSegmentAttention):
         (torch.Size([2, 8, 32]), torch.Size([2, 2, 32]))
         >>> loss = y.sum() + layer.aux_loss  # trains f_c too
     """
+
+    # Checked by implementations.build; other integers lie in [1, 2**20].
+    option_ranges: ClassVar[dict[str, Range]] = {"mem_len": (0, 2**20), "cmem_len": (0, 2**20)}
 
     def __init__(
         self,

@@ -19,7 +19,7 @@ The $n \times n$ score matrix makes time and memory $O(n^2)$ in the sequence len
 the cost every other mechanism of the catalog tries to avoid. With ``causal=True``
 position $i$ only sees positions $j \le i$ (the decoder's masked self-attention).
 
-The core runs through :func:`torch.nn.functional.scaled_dot_product_attention`, which
+The core runs through `torch.nn.functional.scaled_dot_product_attention`, which
 dispatches to fused kernels (FlashAttention, memory-efficient attention) where available:
 they still compute exact attention, with $O(n)$ extra memory but $O(n^2)$ time.
 
@@ -51,12 +51,14 @@ def attention(
         mask: Bool, True = may attend. Either a key-padding mask ``[b, nk]`` or any
             mask broadcastable to ``[b, h, nq, nk]``.
         causal: Query ``i`` sees key ``j`` only if ``j <= i + (nk - nq)`` (queries
-            aligned with the last keys, see :func:`~implementations._helpers.causal_mask`).
+            aligned with the last keys, see [`causal_mask`][implementations._helpers.causal_mask]).
 
     Returns:
         ``[b, h, nq, dv]``; a query that may attend to no key gets zeros.
 
     Examples:
+        >>> import torch
+        >>> from implementations.dense import attention
         >>> q = torch.randn(2, 4, 10, 8)
         >>> attention(q, q, q, causal=True).shape
         torch.Size([2, 4, 10, 8])

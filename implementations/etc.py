@@ -39,8 +39,8 @@ interface: the **first** ``global_tokens`` positions of ``x`` are the global inp
 rest is the long input. The caller places the global tokens there (e.g. one summary token
 per sentence or paragraph, or a CLS token); their states are carried from layer to layer
 like the long tokens', as in ETC. The output keeps that layout. The l2l band is computed
-block by block (:func:`~implementations._helpers.sliding_window_blocks`), never as an
-$n \times n$ mask. ETC is an encoder, so ``causal=True`` is not supported. The paper's
+block by block ([`sliding_window_blocks`][implementations._helpers.sliding_window_blocks]), never as
+an $n \times n$ mask. ETC is an encoder, so ``causal=True`` is not supported. The paper's
 CPC pre-training objective is a training loss, not part of the layer.
 
 Hyper-parameters:
@@ -55,6 +55,7 @@ Hyper-parameters:
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -68,7 +69,7 @@ from implementations._helpers import (
     pad_to_multiple,
     sliding_window_blocks,
 )
-from implementations._registry import register
+from implementations._registry import Range, register
 
 __all__ = ["ETC", "attention"]
 
@@ -102,6 +103,8 @@ def attention(
         ``[b, h, n, d]`` (global rows first, as in the input).
 
     Examples:
+        >>> import torch
+        >>> from implementations.etc import attention
         >>> q = torch.randn(2, 4, 50, 8)
         >>> attention(q, q, q, global_tokens=3, local_radius=4).shape
         torch.Size([2, 4, 50, 8])
@@ -186,6 +189,9 @@ class ETC(nn.Module):
         >>> layer(x, mask).shape
         torch.Size([2, 60, 32])
     """
+
+    # Checked by implementations.build; other integers lie in [1, 2**20].
+    option_ranges: ClassVar[dict[str, Range]] = {"global_tokens": (0, 2**20)}
 
     def __init__(
         self,

@@ -17,11 +17,12 @@ $$
 
 This module is the attention part, $\text{S-Attn}(Q = \mathrm{Pooling}(h), KV = h)$, with
 $n' = \lceil n / s \rceil$ output positions (the residual $h'$ and normalisation are
-the surrounding layer's; :class:`implementations.transformer.Transformer` adds the
-average-pooled residual). Each pooling layer costs $O(n' n d)$ instead of $O(n^2 d)$, and
-every later layer of the block runs on $n'$ tokens, which is where Funnel saves its
-FLOPs (re-invested in depth or width). Pooling windows mix neighbouring (also future)
-tokens, so the mechanism is bidirectional only.
+the surrounding layer's;
+[`implementations.transformer.Transformer`][implementations.transformer.Transformer] adds the
+average-pooled residual). Each pooling layer costs $O(n' n d)$ instead of $O(n^2 d)$, and every
+later layer of the block runs on $n'$ tokens, which is where Funnel saves its FLOPs (re-invested in
+depth or width). Pooling windows mix neighbouring (also future) tokens, so the mechanism is
+bidirectional only.
 
 **Decoder.** For token-level tasks the paper recovers a full-length representation from
 the last compressed hidden state $h^{(M)}$ ($n / 2^{M-1}$ tokens after $M$ blocks): it
@@ -32,14 +33,16 @@ $$
 g = \mathrm{Upsample}(h^{(M)}) + h^{(1)},
 $$
 
-then two more Transformer layers (the decoder) process $g$. :class:`FunnelUpsampler`
-implements $\mathrm{Upsample}(\cdot) + h^{(1)}$.
+then two more Transformer layers (the decoder) process $g$.
+[`FunnelUpsampler`][implementations.funnel_transformer.FunnelUpsampler] implements
+$\mathrm{Upsample}(\cdot) + h^{(1)}$.
 
 With a key-padding mask, a pooled query averages the real tokens of its window only,
 padded keys get zero weight, and a pooled position is real when any token of its window
-is (:meth:`FunnelTransformer.output_mask`). Positional information (the paper uses
-Transformer-XL relative attention) and the paper's separate handling of the [cls]
-token are outside this module.
+is
+([`FunnelTransformer.output_mask`][implementations.funnel_transformer.FunnelTransformer.output_mask]).
+Positional information (the paper uses Transformer-XL relative attention) and the paper's separate
+handling of the [cls] token are outside this module.
 
 Hyper-parameters:
 
@@ -85,6 +88,8 @@ def pool(x: Tensor, mask: Tensor, stride: int, mode: str = "mean") -> tuple[Tens
         (True when the window holds a real token; windows without one pool to 0).
 
     Examples:
+        >>> import torch
+        >>> from implementations.funnel_transformer import pool
         >>> x = torch.arange(5.0).view(1, 5, 1)
         >>> y, m = pool(x, torch.ones(1, 5, dtype=torch.bool), stride=2)
         >>> y.flatten().tolist(), m.tolist()
@@ -111,6 +116,8 @@ def upsample(h: Tensor, factor: int, length: int) -> Tensor:
     """Repeat every position ``factor`` times and keep the first ``length``: ``[b, length, d]``.
 
     Examples:
+        >>> import torch
+        >>> from implementations.funnel_transformer import upsample
         >>> upsample(torch.tensor([[[1.0], [2.0]]]), factor=2, length=3).flatten().tolist()
         [1.0, 1.0, 2.0]
     """
@@ -127,6 +134,8 @@ class FunnelUpsampler(nn.Module):
             $s$ (each compressed vector covers ``factor`` full-length positions).
 
     Examples:
+        >>> import torch
+        >>> from implementations.funnel_transformer import FunnelUpsampler
         >>> up = FunnelUpsampler(factor=4)
         >>> compressed, full = torch.randn(2, 3, 8), torch.randn(2, 10, 8)
         >>> up(compressed, full).shape
@@ -188,7 +197,7 @@ class FunnelTransformer(nn.Module):
         self.proj = HeadProjections(dim, heads)
 
     def output_length(self, n: int) -> int:
-        """$\\lceil n / s \\rceil$ pooled positions."""
+        r"""$\lceil n / s \rceil$ pooled positions."""
         return math.ceil(n / self.stride)
 
     def output_mask(self, mask: Tensor) -> Tensor:
@@ -197,7 +206,7 @@ class FunnelTransformer(nn.Module):
         return chunk(windows, self.stride, dim=-1).any(-1)
 
     def pool_residual(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
-        """The residual stream pooled like the queries, $h' = \\mathrm{Pool}(h)$.
+        r"""The residual stream pooled like the queries, $h' = \mathrm{Pool}(h)$.
 
         A Transformer block adds the attention output to this, as the paper does, rather
         than to a generic resampling of ``x``: ``[b, n, dim] -> [b, ceil(n / s), dim]``.

@@ -40,6 +40,9 @@ as always activating the two best experts. The router runs in float32.
 
 from __future__ import annotations
 
+import math
+from typing import ClassVar
+
 from torch import Tensor
 
 from implementations._moe import (
@@ -49,7 +52,7 @@ from implementations._moe import (
     mean_over_groups,
     top2,
 )
-from implementations._registry import register
+from implementations._registry import Range, register
 
 __all__ = ["GLaM"]
 
@@ -74,6 +77,12 @@ class GLaM(TokenChoiceMoE):
         >>> y.shape, aux_loss.shape
         (torch.Size([2, 10, 32]), torch.Size([]))
     """
+
+    # Checked by implementations.build; other integers lie in [1, 2**20].
+    option_ranges: ClassVar[dict[str, Range]] = {
+        "capacity_factor": (0.0, math.inf, "(]"),
+        "aux_loss_weight": (0.0, math.inf),
+    }
 
     def __init__(
         self,

@@ -53,6 +53,9 @@ later token can never take an earlier token's slot.
 
 from __future__ import annotations
 
+import math
+from typing import ClassVar
+
 import torch
 from torch import Tensor
 
@@ -63,7 +66,7 @@ from implementations._moe import (
     mean_over_groups,
     top2,
 )
-from implementations._registry import register
+from implementations._registry import Range, register
 
 __all__ = ["GShard"]
 
@@ -89,6 +92,12 @@ class GShard(TokenChoiceMoE):
         >>> y.shape, aux_loss.shape
         (torch.Size([2, 20, 32]), torch.Size([]))
     """
+
+    # Checked by implementations.build; other integers lie in [1, 2**20].
+    option_ranges: ClassVar[dict[str, Range]] = {
+        "capacity_factor": (0.0, math.inf, "(]"),
+        "aux_loss_weight": (0.0, math.inf),
+    }
 
     def __init__(
         self,

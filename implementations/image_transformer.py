@@ -48,6 +48,8 @@ flange):
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 import torch.nn.functional as F
 from einops import rearrange
@@ -60,7 +62,7 @@ from implementations._helpers import (
     pad_to_multiple,
     softmax_attention,
 )
-from implementations._registry import register
+from implementations._registry import Range, register
 
 __all__ = ["ImageTransformer", "attention", "attention_2d"]
 
@@ -101,6 +103,8 @@ def attention(
         ``[b, h, n, d]``.
 
     Examples:
+        >>> import torch
+        >>> from implementations.image_transformer import attention
         >>> q = torch.randn(2, 4, 10, 8)
         >>> attention(q, q, q, causal=True, query_block=4, memory_flange=4).shape
         torch.Size([2, 4, 10, 8])
@@ -152,6 +156,8 @@ def attention_2d(
         ``[b, h, n, d]``.
 
     Examples:
+        >>> import torch
+        >>> from implementations.image_transformer import attention_2d
         >>> q = torch.randn(2, 4, 64, 8)
         >>> attention_2d(q, q, q, image_size=(8, 8), query_shape=(2, 4),
         ...              memory_flange=(2, 2)).shape
@@ -228,6 +234,12 @@ class ImageTransformer(nn.Module):
         >>> layer2d(torch.randn(2, 64, 32)).shape
         torch.Size([2, 64, 32])
     """
+
+    # Checked by implementations.build; other integers lie in [1, 2**20].
+    option_ranges: ClassVar[dict[str, Range]] = {
+        "memory_flange": (0, 2**20),
+        "memory_flange_2d": (0, 2**20),
+    }
 
     def __init__(
         self,

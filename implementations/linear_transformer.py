@@ -33,20 +33,21 @@ S_i = S_{i-1} + \phi(K_i) V_i^\top, \quad Z_i = Z_{i-1} + \phi(K_i),
 $$
 
 so a decoder carries only $(S, Z)$ from step to step: constant time and memory per
-generated token (:func:`recurrent_step`, :meth:`LinearTransformer.step`). Training
+generated token ([`recurrent_step`][implementations.linear_transformer.recurrent_step],
+[`LinearTransformer.step`][implementations.linear_transformer.LinearTransformer.step]). Training
 computes the prefix sums in parallel, chunk by chunk
-(:func:`~implementations._helpers.causal_linear_attention`), never an $n \times n$
-matrix.
+([`causal_linear_attention`][implementations._helpers.causal_linear_attention]), never an
+$n \times n$ matrix.
 
-:func:`linear_attention` (the normalised kernel attention for any feature map) is
-reused by the random-feature mechanisms, Performer and RFA, which differ only in
-$\phi$.
+[`linear_attention`][implementations.linear_transformer.linear_attention] (the normalised kernel
+attention for any feature map) is reused by the random-feature mechanisms, Performer and RFA, which
+differ only in $\phi$.
 
 Hyper-parameters: none beyond ``dim``, ``heads`` and ``causal``; the feature map is
 fixed to $\mathrm{elu}(x) + 1$ as in the paper.
 
 Performance: the causal path's chunked prefix states dominate memory; without autograd
-the heads run one at a time (:func:`~implementations._helpers.heads_in_turn`), so the
+the heads run one at a time ([`heads_in_turn`][implementations._helpers.heads_in_turn]), so the
 inference peak at n = 16384 is 1.2x that of the fused exact kernel (2.6x causal before).
 """
 
@@ -74,6 +75,8 @@ def feature_map(x: Tensor) -> Tensor:
     r"""$\phi(x) = \mathrm{elu}(x) + 1$, element-wise (positive).
 
     Examples:
+        >>> import torch
+        >>> from implementations.linear_transformer import feature_map
         >>> feature_map(torch.tensor([-1.0, 0.0, 2.0]))
         tensor([0.3679, 1.0000, 3.0000])
     """
@@ -110,6 +113,8 @@ def linear_attention(
         ``[b, h, n, dv]`` in ``v``'s dtype.
 
     Examples:
+        >>> import torch
+        >>> from implementations.linear_transformer import linear_attention
         >>> q, k, v = torch.rand(1, 2, 6, 4), torch.rand(1, 2, 6, 4), torch.randn(1, 2, 6, 3)
         >>> linear_attention(q, k, v, causal=True).shape
         torch.Size([1, 2, 6, 3])
@@ -147,6 +152,8 @@ def attention(
         ``[b, h, n, dv]``.
 
     Examples:
+        >>> import torch
+        >>> from implementations.linear_transformer import attention
         >>> q = torch.randn(2, 4, 10, 8)
         >>> attention(q, q, q, causal=True).shape
         torch.Size([2, 4, 10, 8])
@@ -179,6 +186,8 @@ def recurrent_step(
         ``(out [b, h, dv], new state)``; $\mathrm{out} = \phi(q)^\top S / \phi(q)^\top Z$.
 
     Examples:
+        >>> import torch
+        >>> from implementations.linear_transformer import recurrent_step
         >>> q = torch.randn(1, 2, 4)
         >>> out, (s, z) = recurrent_step(q, q, q)
         >>> out.shape, s.shape, z.shape

@@ -6,8 +6,10 @@ Madian Khabsa, Han Fang and Hao Ma, 2020 (arXiv:2006.04768).
 The paper observes that the context mapping matrix $P = \mathrm{softmax}(QK^\top /
 \sqrt{d})$ is approximately low rank, and shows (via Johnson–Lindenstrauss) that
 projecting keys and values along the **sequence** axis to a fixed length $k$ preserves
-attention up to $\epsilon$ error for $k = O(d / \epsilon^2)$, independent of $n$. Each
-head $i$ gets two learned $k \times n$ projections $E_i$, $F_i$:
+attention up to $\epsilon$ error (Theorem 2) for
+$k = \min\{\Theta(9 d \log d / \epsilon^2),\ 5\Theta(\log n / \epsilon^2)\}$: with the first
+term, independent of $n$. Each head $i$ gets two learned $k \times n$ projections $E_i$,
+$F_i$:
 
 $$
 \overline{\mathrm{head}}_i
@@ -30,8 +32,9 @@ Parameter sharing (the paper's "additional efficiency techniques"):
 * ``"headwise"``: one $E$ and one $F$ shared by all heads of the layer;
 * ``"key-value"``: additionally $E = F$;
 * ``"layerwise"``: one matrix for keys and values of all heads *and all layers*: build
-  each layer with ``sharing="layerwise"`` and call :meth:`Linformer.tie_projection` on
-  every layer with the first one.
+  each layer with ``sharing="layerwise"`` and call
+  [`Linformer.tie_projection`][implementations.linformer.Linformer.tie_projection] on every layer
+  with the first one.
 
 Following the paper's analysis (its $E = \delta R$ with $R_{ij} \sim \mathcal{N}(0,
 1/k)$), the projections are initialised with i.i.d. $\mathcal{N}(0, 1/k)$ entries and
@@ -78,6 +81,8 @@ def attention(
         ``[b, h, n, dv]``.
 
     Examples:
+        >>> import torch
+        >>> from implementations.linformer import attention
         >>> q = torch.randn(2, 4, 10, 8)
         >>> e = torch.randn(4, 3, 10)
         >>> attention(q, q, q, e, e).shape

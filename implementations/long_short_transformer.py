@@ -43,8 +43,8 @@ long-range part then costs $O(n \cdot \tfrac{n}{l} r)$, a $\tfrac{r}{l}$ fractio
 attention.
 
 Implementation notes: the window is gathered blockwise (``Tensor.unfold`` /
-:func:`~implementations._helpers.sliding_window_blocks`), never as an $n \times n$ mask;
-$W^P$ has no bias (a per-column constant cancels in the softmax over positions); the two
+[`sliding_window_blocks`][implementations._helpers.sliding_window_blocks]), never as an $n \times n$
+mask; $W^P$ has no bias (a per-column constant cancels in the softmax over positions); the two
 layer norms act on the concatenated heads, as in the authors' code. Padded positions get
 zero weight in $P$, and a causal segment with no real token is never attended.
 
@@ -60,9 +60,10 @@ Hyper-parameters:
 
 Performance: the window and projected-key products dominate; each block of queries
 attends to ``[window keys; projected keys]`` in the fused kernel
-(:func:`~implementations._helpers.softmax_attention`) instead of a materialised
-``[n, L + r]`` score tensor (:func:`reference_attention`). Measured (CPU, one thread,
-float32, dim 512, 8 heads): causal at n = 8192, 0.8x dense forward and 0.7x
+([`softmax_attention`][implementations._helpers.softmax_attention]) instead of a materialised
+``[n, L + r]`` score tensor
+([`reference_attention`][implementations.long_short_transformer.reference_attention]). Measured
+(CPU, one thread, float32, dim 512, 8 heads): causal at n = 8192, 0.8x dense forward and 0.7x
 forward+backward (slower than dense before).
 """
 
@@ -108,8 +109,9 @@ def attention(
     r"""One softmax over the short-term window keys and the projected (long-range) keys.
 
     Each block of queries attends to ``[its window keys; the projected keys]`` in the
-    fused kernel (:func:`~implementations._helpers.softmax_attention`);
-    :func:`reference_attention` materialises the scores.
+    fused kernel ([`softmax_attention`][implementations._helpers.softmax_attention]);
+    [`reference_attention`][implementations.long_short_transformer.reference_attention] materialises
+    the scores.
 
     Args:
         q: Queries ``[b, h, n, d]``.
@@ -130,6 +132,8 @@ def attention(
         ``[b, h, n, d]``.
 
     Examples:
+        >>> import torch
+        >>> from implementations.long_short_transformer import attention
         >>> q = torch.randn(2, 4, 50, 8)
         >>> k_bar = torch.randn(2, 4, 6, 8)
         >>> attention(q, q, q, k_bar, k_bar, window_size=8).shape
@@ -187,9 +191,12 @@ def reference_attention(
     segment_size: int = 1,
     bar_segment: Tensor | None = None,
 ) -> Tensor:
-    r"""The readable form of :func:`attention`: scores materialised (same result).
+    r"""The readable form of [`attention`][implementations.long_short_transformer.attention]: scores
+    materialised (same result).
 
     Examples:
+        >>> import torch
+        >>> from implementations.long_short_transformer import attention, reference_attention
         >>> q, k_bar = torch.randn(2, 4, 50, 8), torch.randn(2, 4, 6, 8)
         >>> torch.allclose(reference_attention(q, q, q, k_bar, k_bar, window_size=8),
         ...                attention(q, q, q, k_bar, k_bar, window_size=8), atol=1e-6)

@@ -37,7 +37,7 @@ $$
 Cost: $O(n (w + g))$ time and memory for $g$ global tokens.
 
 **Implementation.** The band is computed block by block
-(:func:`~implementations._helpers.sliding_window_blocks`: blocks of $\tfrac12 w$
+([`sliding_window_blocks`][implementations._helpers.sliding_window_blocks]: blocks of $\tfrac12 w$
 queries each gather their neighbour blocks' keys), never as an $n \times n$ mask.
 Dilation needs no strided gathers: the positions $i \equiv r \pmod d$ form a
 sub-sequence on which the dilated window is an ordinary window, so the sequence is
@@ -56,14 +56,16 @@ Hyper-parameters:
 
 Performance: the banded products dominate; each block of each residue class attends to
 ``[window keys; global keys]`` in the fused kernel
-(:func:`~implementations._helpers.softmax_attention`), with the band as a small
-``[blocks, c, L]`` mask, instead of materialised scores (:func:`reference_attention`).
+([`softmax_attention`][implementations._helpers.softmax_attention]), with the band as a small
+``[blocks, c, L]`` mask, instead of materialised scores
+([`reference_attention`][implementations.longformer.reference_attention]).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import ClassVar
 
 import torch
 from einops import rearrange
@@ -79,7 +81,7 @@ from implementations._helpers import (
     softmax_attention,
     split_heads,
 )
-from implementations._registry import register
+from implementations._registry import Range, register
 
 __all__ = ["Longformer", "attention", "reference_attention"]
 
@@ -99,8 +101,8 @@ def attention(
     r"""Longformer attention: dilated sliding window + symmetric global attention.
 
     The window (and global-key) part runs in the fused kernel
-    (:func:`~implementations._helpers.softmax_attention`) over each block's keys;
-    :func:`reference_attention` materialises the scores.
+    ([`softmax_attention`][implementations._helpers.softmax_attention]) over each block's keys;
+    [`reference_attention`][implementations.longformer.reference_attention] materialises the scores.
 
     Args:
         q: Queries ``[b, h, n, d]`` (the window projections $Q_s$).
@@ -120,6 +122,8 @@ def attention(
         ``[b, h, n, d]``.
 
     Examples:
+        >>> import torch
+        >>> from implementations.longformer import attention
         >>> q = torch.randn(2, 4, 50, 8)
         >>> attention(q, q, q, window=8, dilation=2, global_tokens=3).shape
         torch.Size([2, 4, 50, 8])
@@ -199,9 +203,12 @@ def reference_attention(
     global_tokens: int = 0,
     global_qkv: tuple[Tensor, Tensor, Tensor] | None = None,
 ) -> Tensor:
-    r"""The readable form of :func:`attention`: scores materialised (same result).
+    r"""The readable form of [`attention`][implementations.longformer.attention]: scores
+    materialised (same result).
 
     Examples:
+        >>> import torch
+        >>> from implementations.longformer import attention, reference_attention
         >>> q = torch.randn(2, 4, 50, 8)
         >>> torch.allclose(reference_attention(q, q, q, window=8, dilation=2, global_tokens=3),
         ...                attention(q, q, q, window=8, dilation=2, global_tokens=3), atol=1e-6)
@@ -296,6 +303,9 @@ class Longformer(nn.Module):
         >>> layer(x, mask).shape
         torch.Size([2, 50, 32])
     """
+
+    # Checked by implementations.build; other integers lie in [1, 2**20].
+    option_ranges: ClassVar[dict[str, Range]] = {"global_tokens": (0, 2**20)}
 
     def __init__(
         self,

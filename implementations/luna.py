@@ -25,8 +25,8 @@ $$
 $n$ tokens into $Y_P$, an $l \times n$ attention; the tokens then read that summary, an
 $n \times l$ attention: $O(nl)$ time and memory. A Luna layer returns both $Y_X$ and
 $Y_P$; the next layer's packed input is $P' = \mathrm{LayerNorm}(Y_P + P)$ (see
-:meth:`Luna.pack_unpack`). Padded tokens are masked out of the pack softmax, so they
-reach nothing.
+[`Luna.pack_unpack`][implementations.luna.Luna.pack_unpack]). Padded tokens are masked out of the
+pack softmax, so they reach nothing.
 
 **Causal Luna.** Each packed slot of the pack attention attends over the whole
 sequence, so it would see the future. The causal variant gives every position $t$ its
@@ -50,8 +50,8 @@ The $l \times d$ contexts $K_t, V_t$ are never materialised: with $q_t$, $k_s$, 
 the projected tokens, the unpack logits are $q_t K_t^\top = \frac{1}{t}\sum_{s \le t}
 (q_t \cdot k_s) A_s$ and the output $\alpha_t V_t = \frac{1}{t}\sum_{s \le t}
 (\alpha_t \cdot A_s)\, v_s$, two causal linear-attention prefix sums
-(:func:`~implementations._helpers.causal_linear_attention`, chunked). With a padding
-mask, padded tokens are dropped from the sums and $t$ counts real tokens. In the
+([`causal_linear_attention`][implementations._helpers.causal_linear_attention], chunked). With a
+padding mask, padded tokens are dropped from the sums and $t$ counts real tokens. In the
 causal form $P$ only supplies the pack queries; there is no single packed output to
 carry forward.
 
@@ -97,6 +97,8 @@ def pack(pq: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None) -> Tensor
         ``[b, h, l, dv]``; zeros for a sequence without real tokens.
 
     Examples:
+        >>> import torch
+        >>> from implementations.luna import pack
         >>> pack(torch.randn(2, 4, 3, 8), torch.randn(2, 4, 10, 8), torch.randn(2, 4, 10, 8)).shape
         torch.Size([2, 4, 3, 8])
     """
@@ -108,6 +110,8 @@ def unpack(q: Tensor, packed_k: Tensor, packed_v: Tensor) -> Tensor:
     r"""Unpack attention: ``n`` queries over the ``l`` packed keys and values.
 
     Examples:
+        >>> import torch
+        >>> from implementations.luna import unpack
         >>> unpack(torch.randn(2, 4, 10, 8), torch.randn(2, 4, 3, 8), torch.randn(2, 4, 3, 8)).shape
         torch.Size([2, 4, 10, 8])
     """
@@ -135,6 +139,8 @@ def causal_pack_unpack(
         ``[b, h, n, dv]``.
 
     Examples:
+        >>> import torch
+        >>> from implementations.luna import causal_pack_unpack
         >>> q = torch.randn(2, 4, 10, 8)
         >>> causal_pack_unpack(q, q, q, torch.rand(2, 4, 10, 3)).shape
         torch.Size([2, 4, 10, 8])
@@ -162,7 +168,7 @@ class Luna(nn.Module):
     r"""Multi-head Luna attention (pack then unpack; or its causal prefix form).
 
     ``forward`` follows the attention contract and packs the learned $P$ of this layer.
-    To stack Luna layers as in the paper, call :meth:`pack_unpack` with the previous
+    To stack Luna layers as in the paper, call `pack_unpack` with the previous
     layer's $P$ and carry the packed output forward.
 
     Args:
@@ -226,7 +232,7 @@ class Luna(nn.Module):
     def pack_unpack(
         self, x: Tensor, p: Tensor | None = None, mask: Tensor | None = None
     ) -> tuple[Tensor, Tensor | None]:
-        """One Luna attention on ``x`` ``[b, n, dim]`` with packed input ``p``.
+        r"""One Luna attention on ``x`` ``[b, n, dim]`` with packed input ``p``.
 
         Args:
             x: The tokens.
@@ -236,7 +242,7 @@ class Luna(nn.Module):
         Returns:
             ``(y [b, n, dim], packed)``: ``packed`` is $Y_P$ ``[b, l, dim]`` (the heads
             merged, before any output projection; the next layer's $P$ is
-            $\\mathrm{LayerNorm}(Y_P + P)$), or None in the causal form.
+            $\mathrm{LayerNorm}(Y_P + P)$), or None in the causal form.
         """
         p = self.p if p is None else p
         if p.dim() == 2:

@@ -41,13 +41,14 @@ Hyper-parameters:
     block_size: $b$, the local attention block length (256).
 
 Performance: the score products dominate. Each query block attends to its key set in
-the fused kernel (:func:`~implementations._helpers.softmax_attention`) instead of a
+the fused kernel ([`softmax_attention`][implementations._helpers.softmax_attention]) instead of a
 concatenated score list; without padding the causal memory-only layer needs no mask
-at all (:func:`causal_memory_attention`, $s$ causal kernel calls over the residue
-classes of the queries), so memory is $O(n)$ beyond the projections. Measured (CPU, one
-thread, float32, dim 512, 8 heads): at n = 4096, 0.7x dense forward (2.3x before); at
-n = 8192 about 0.5x (bidirectional) and 0.7x (causal), forward and forward+backward;
-:func:`reference_attention` is the readable form.
+at all ([`causal_memory_attention`][implementations.memory_compressed.causal_memory_attention], $s$
+causal kernel calls over the residue classes of the queries), so memory is $O(n)$ beyond the
+projections. Measured (CPU, one thread, float32, dim 512, 8 heads): at n = 4096, 0.7x dense forward
+(2.3x before); at n = 8192 about 0.5x (bidirectional) and 0.7x (causal), forward and
+forward+backward; [`reference_attention`][implementations.memory_compressed.reference_attention] is
+the readable form.
 """
 
 from __future__ import annotations
@@ -95,6 +96,9 @@ def causal_memory_attention(q: Tensor, k_mem: Tensor, v_mem: Tensor, compression
         ``[b, h, n, dv]``.
 
     Examples:
+        >>> import torch
+        >>> from implementations._helpers import softmax_attention
+        >>> from implementations.memory_compressed import causal_memory_attention
         >>> q, k = torch.randn(1, 2, 10, 8), torch.randn(1, 2, 4, 8)
         >>> slot_end = (torch.arange(4) + 1) * 3 - 1
         >>> seen = slot_end <= torch.arange(10)[:, None]  # [n, m]
@@ -137,9 +141,10 @@ def attention(
     r"""Each query attends, in one softmax, to its local block and/or a compressed memory.
 
     Computed by the fused kernel of
-    :func:`~implementations._helpers.softmax_attention` over each query block's key
-    set ``[local block; memory]``; :func:`reference_attention` is the same softmax with
-    the scores materialised.
+    [`softmax_attention`][implementations._helpers.softmax_attention] over each query block's key
+    set ``[local block; memory]``;
+    [`reference_attention`][implementations.memory_compressed.reference_attention] is the same
+    softmax with the scores materialised.
 
     Args:
         q, k, v: ``[b, h, n, d]``; ``k`` and ``v`` are the local keys and values (used
@@ -157,6 +162,8 @@ def attention(
         ``[b, h, n, d]``.
 
     Examples:
+        >>> import torch
+        >>> from implementations.memory_compressed import attention
         >>> q = torch.randn(2, 4, 10, 8)
         >>> attention(q, q, q, block_size=4, causal=True).shape
         torch.Size([2, 4, 10, 8])
@@ -233,12 +240,15 @@ def reference_attention(
     memory: tuple[Tensor, Tensor, Tensor | None] | None = None,
     compression: int = 3,
 ) -> Tensor:
-    r"""The readable form of :func:`attention`: scores materialised, one masked softmax.
+    r"""The readable form of [`attention`][implementations.memory_compressed.attention]: scores
+    materialised, one masked softmax.
 
     Same arguments and result (up to float32 round-off); it builds the
     ``[b, h, n_blocks, size, size + m]`` scores and their mask.
 
     Examples:
+        >>> import torch
+        >>> from implementations.memory_compressed import attention, reference_attention
         >>> q = torch.randn(2, 4, 10, 8)
         >>> torch.allclose(reference_attention(q, q, q, block_size=4, causal=True),
         ...                attention(q, q, q, block_size=4, causal=True), atol=1e-6)

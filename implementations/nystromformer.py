@@ -64,6 +64,7 @@ Hyper-parameters:
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -75,7 +76,7 @@ from implementations._helpers import (
     masked_softmax,
     pad_to_multiple,
 )
-from implementations._registry import register
+from implementations._registry import Range, register
 
 __all__ = ["Nystromformer", "attention", "iterative_pinv", "segment_means"]
 
@@ -88,6 +89,8 @@ def iterative_pinv(a: Tensor, iterations: int = 6) -> Tensor:
     $Z_{j+1} = \frac14 Z_j (13I - AZ_j(15I - AZ_j(7I - AZ_j)))$.
 
     Examples:
+        >>> import torch
+        >>> from implementations.nystromformer import iterative_pinv
         >>> a = torch.tensor([[0.7, 0.3], [0.2, 0.8]])
         >>> torch.allclose(iterative_pinv(a, iterations=20), torch.linalg.inv(a))
         True
@@ -115,6 +118,8 @@ def segment_means(x: Tensor, mask: Tensor, segment: int) -> tuple[Tensor, Tensor
         segment without any real token (its mean is 0 and must not be used).
 
     Examples:
+        >>> import torch
+        >>> from implementations.nystromformer import segment_means
         >>> x = torch.arange(4.0).view(1, 1, 4, 1)
         >>> means, ok = segment_means(x, torch.tensor([[True, True, True, False]]), 2)
         >>> means.flatten().tolist(), ok.tolist()
@@ -145,13 +150,16 @@ def attention(
         k: Keys ``[b, h, n, d]``.
         v: Values ``[b, h, n, dv]``.
         num_landmarks: $m$; segments of $\lceil n / m \rceil$ tokens.
-        pinv_iterations: Iterations of :func:`iterative_pinv`.
+        pinv_iterations: Iterations of
+            [`iterative_pinv`][implementations.nystromformer.iterative_pinv].
         mask: Bool key-padding mask ``[b, n]``, True = real token.
 
     Returns:
         ``[b, h, n, dv]``.
 
     Examples:
+        >>> import torch
+        >>> from implementations.nystromformer import attention
         >>> q = torch.randn(2, 4, 100, 8)
         >>> attention(q, q, q, num_landmarks=16).shape
         torch.Size([2, 4, 100, 8])
@@ -216,6 +224,9 @@ class Nystromformer(nn.Module):
         >>> layer(x, mask).shape
         torch.Size([2, 37, 32])
     """
+
+    # Checked by implementations.build; other integers lie in [1, 2**20].
+    option_ranges: ClassVar[dict[str, Range]] = {"pinv_iterations": (0, 10_000)}
 
     def __init__(
         self,

@@ -9,15 +9,14 @@ Perceiver instead keeps a **latent array** $Z \in \mathbb{R}^{N \times D}$ of le
 vectors, $N \ll M$ (the paper: $N = 512$), and alternates two kinds of block:
 
 * a **cross-attend**: queries from the latents, keys and values from the input,
-
-  $$
-  Z \leftarrow Z + \mathrm{softmax}\!\left(\frac{\hat Z W_Q (\hat X W_K)^\top}{\sqrt{d}}\right)
-  \hat X W_V W_O,
-  \quad \hat Z = \mathrm{LN}(Z),\; \hat X = \mathrm{LN}(X),
-  \qquad Z \leftarrow Z + \mathrm{MLP}(\mathrm{LN}(Z)),
-  $$
-
   $O(NM)$: linear in the input length (single-headed in the paper);
+
+$$
+Z \leftarrow Z + \mathrm{softmax}\!\left(\frac{\hat Z W_Q (\hat X W_K)^\top}{\sqrt{d}}\right)
+\hat X W_V W_O,
+\quad \hat Z = \mathrm{LN}(Z),\; \hat X = \mathrm{LN}(X),
+\qquad Z \leftarrow Z + \mathrm{MLP}(\mathrm{LN}(Z)),
+$$
 
 * a **latent Transformer**: ordinary pre-norm self-attention blocks (GPT-2 style) on
   $Z$ alone, $O(N^2)$ each, independent of $M$, so depth no longer multiplies the
@@ -29,11 +28,11 @@ first and of every latent Transformer, so the model reads as an RNN unrolled in 
 that re-queries the input.
 
 The output is the final latent array: $N$ = ``num_latents`` positions whatever the
-input length (:meth:`Perceiver.output_length`), all of them real
-(:meth:`Perceiver.output_mask`). Padded input tokens are excluded as keys of every
-cross-attention. The latents summarise the whole input, so there is no causal variant
-(that is the later Perceiver AR). Input position encodings (the paper's Fourier
-features) belong to the input embedding and are outside this module.
+input length ([`Perceiver.output_length`][implementations.perceiver.Perceiver.output_length]), all
+of them real ([`Perceiver.output_mask`][implementations.perceiver.Perceiver.output_mask]). Padded
+input tokens are excluded as keys of every cross-attention. The latents summarise the whole input,
+so there is no causal variant (that is the later Perceiver AR). Input position encodings (the
+paper's Fourier features) belong to the input embedding and are outside this module.
 
 Hyper-parameters:
 
@@ -48,11 +47,13 @@ Hyper-parameters:
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 from torch import Tensor, nn
 
 from implementations._helpers import HeadProjections, default_mask
-from implementations._registry import register
+from implementations._registry import Range, register
 from implementations.dense import attention as dense_attention
 
 __all__ = ["CrossAttend", "LatentSelfAttend", "Perceiver"]
@@ -139,6 +140,12 @@ class Perceiver(nn.Module):
         >>> layer(x).shape, layer.output_length(100)
         (torch.Size([2, 16, 32]), 16)
     """
+
+    # Checked by implementations.build; other integers lie in [1, 2**20].
+    option_ranges: ClassVar[dict[str, Range]] = {
+        "num_blocks": (1, 1024),
+        "self_attends_per_block": (0, 1024),
+    }
 
     def __init__(
         self,

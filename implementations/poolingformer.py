@@ -36,8 +36,8 @@ $R = \lfloor w_2 / (2\xi) \rfloor$, the cells within $\tfrac12 w_2$ tokens. The 
 queries of a cell share that window, so the queries are split into $\xi$ *phases*
 ($i \bmod \xi$), each a sequence with one query per pooled position, and every phase runs
 the blockwise banded kernel
-(:func:`~implementations._helpers.sliding_window_blocks`); the first level uses the same
-kernel. Nothing is $n \times n$.
+([`sliding_window_blocks`][implementations._helpers.sliding_window_blocks]); the first level uses
+the same kernel. Nothing is $n \times n$.
 
 **Pooling operators.** The paper compares several operators for $\mathcal{P}$; this
 module provides ``"mean"`` and ``"max"`` pooling (no parameters) and ``"conv"``, a learned
@@ -95,6 +95,8 @@ def local_attention(q: Tensor, k: Tensor, v: Tensor, *, window: int, mask: Tenso
         ``[b, h, n, d]``.
 
     Examples:
+        >>> import torch
+        >>> from implementations.poolingformer import local_attention
         >>> q = torch.randn(2, 4, 30, 8)
         >>> local_attention(q, q, q, window=6, mask=torch.ones(2, 30, dtype=torch.bool)).shape
         torch.Size([2, 4, 30, 8])
@@ -130,6 +132,8 @@ def pool(
         without real tokens), ``m = ceil(n / stride)``.
 
     Examples:
+        >>> import torch
+        >>> from implementations.poolingformer import pool
         >>> x = torch.arange(6.0).view(1, 6, 1)
         >>> pooled, ok = pool(x, torch.ones(1, 6, dtype=torch.bool), kernel_size=2, stride=2)
         >>> pooled.flatten().tolist(), ok.tolist()
@@ -177,6 +181,8 @@ def pooling_attention(
         ``[b, h, n, d]``.
 
     Examples:
+        >>> import torch
+        >>> from implementations.poolingformer import pooling_attention
         >>> q, k = torch.randn(2, 4, 30, 8), torch.randn(2, 4, 10, 8)
         >>> ok = torch.ones(2, 10, dtype=torch.bool)
         >>> pooling_attention(q, k, k, ok, radius=2, stride=3).shape
@@ -197,7 +203,7 @@ def pooling_attention(
 
 @register("poolingformer", kind="attention", supports_causal=False)
 class Poolingformer(nn.Module):
-    """Poolingformer two-level attention: sliding window, then pooled wider window; returns y + z.
+    r"""Poolingformer two-level attention: sliding window, then pooled wider window; returns y + z.
 
     Args:
         dim: Model width.
@@ -205,8 +211,8 @@ class Poolingformer(nn.Module):
         causal: Must be False (an encoder).
         first_level_window: $w_1$.
         second_level_window: $w_2$.
-        pooling_kernel_size: $\\kappa$.
-        pooling_stride: $\\xi$.
+        pooling_kernel_size: $\kappa$.
+        pooling_stride: $\xi$.
         pooling: ``"mean"``, ``"max"`` or ``"conv"``.
 
     Examples:

@@ -55,12 +55,13 @@ separate optimizer).
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 import torch
 from einops import rearrange
 from torch import Tensor, nn
 
-from implementations._registry import register
+from implementations._registry import Range, register
 
 __all__ = ["ProductKeyMemory", "product_key_topk"]
 
@@ -78,6 +79,8 @@ def product_key_topk(q: Tensor, sub_keys: Tensor, topk: int) -> tuple[Tensor, Te
         addresses the key $[c_i; c'_j]$.
 
     Examples:
+        >>> import torch
+        >>> from implementations.product_key_memory import product_key_topk
         >>> q, keys = torch.randn(5, 2, 8), torch.randn(2, 2, 16, 4)
         >>> scores, index = product_key_topk(q, keys, topk=3)
         >>> scores.shape, int(index.max()) < 16 * 16
@@ -120,6 +123,9 @@ class ProductKeyMemory(nn.Module):
         (torch.Size([2, 10, 32]), 0.0)
     """
 
+    # Checked by implementations.build: n_keys**2 memory slots, so at most 2**24.
+    option_ranges: ClassVar[dict[str, Range]] = {"n_keys": (1, 2**12)}
+
     def __init__(
         self,
         dim: int,
@@ -148,10 +154,19 @@ class ProductKeyMemory(nn.Module):
         self.values = nn.EmbeddingBag(n_keys**2, dim, mode="sum")  # shared by the heads
         nn.init.normal_(self.values.weight, std=dim**-0.5)
 
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """``x`` ``[b, n, dim]`` -> ``(m(x) [b, n, dim], 0)``."""
+    def forward(self, x: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """``x`` ``[b, n, dim]`` -> ``(m(x) [b, n, dim], 0)``.
+
+        The memory is read per token; ``mask`` (bool ``[b, n]``, True = real) only keeps
+        padded tokens out of the batch statistics of ``query_batchnorm`` in training.
+        """
         b, n, d = x.shape
-        q = self.query_norm(self.query(x.reshape(b * n, d)))  # [T, H * d_q]
+        q = self.query(x.reshape(b * n, d))  # [T, H * d_q]
+        real = None if mask is None or not self.training else mask.reshape(b * n, 1)
+        if real is None or bool(real.all()):
+            q = self.query_norm(q)
+        else:  # statistics of the real tokens; padded rows keep their raw queries
+            q = q.masked_scatter(real, self.query_norm(q[real[:, 0]]))
         q = q.view(b * n, self.heads, self.k_dim)  # [T, H, d_q]
         scores, index = product_key_topk(q, self.sub_keys, self.topk)  # [T, H, k]
         weights = scores.float().softmax(-1).to(x.dtype)  # [T, H, k], per head

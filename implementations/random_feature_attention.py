@@ -16,8 +16,8 @@ $$
 = \exp\!\big(-\|\mathbf{x} - \mathbf{y}\|^2 / 2\sigma^2\big).
 $$
 
-Since $\exp(\mathbf{x} \cdot \mathbf{y} / \sigma^2) = \exp(\|\mathbf{x}\|^2 / 2\sigma^2
-+ \|\mathbf{y}\|^2 / 2\sigma^2)\, \exp(-\|\mathbf{x} - \mathbf{y}\|^2 / 2\sigma^2)$, for
+Since $\exp(\mathbf{x} \cdot \mathbf{y} / \sigma^2) = \exp(\|\mathbf{x}\|^2 / 2\sigma^2 +
+\|\mathbf{y}\|^2 / 2\sigma^2)\, \exp(-\|\mathbf{x} - \mathbf{y}\|^2 / 2\sigma^2)$, for
 **unit-norm** queries and keys (RFA $\ell_2$-normalises them) the Gaussian kernel is the
 softmax kernel up to a constant that cancels, and
 
@@ -45,8 +45,9 @@ g_t = \mathrm{sigmoid}(\mathbf{w}_g \cdot \mathbf{x}_t + b_g), \qquad
 $$
 
 one scalar gate per head and position. Training evaluates the recurrence in parallel
-as decayed prefix sums (:func:`~implementations._helpers.causal_linear_attention`, key
-$j$ weighted $\prod_{t = j+1}^{i} g_t$ at query $i$), never an $n \times n$ matrix.
+as decayed prefix sums
+([`causal_linear_attention`][implementations._helpers.causal_linear_attention], key $j$ weighted
+$\prod_{t = j+1}^{i} g_t$ at query $i$), never an $n \times n$ matrix.
 
 Details the paper leaves to its code, chosen here as the authors' implementation allows:
 $\sigma$ is learned by reparameterising $\mathbf{w}_i = \boldsymbol\epsilon_i /
@@ -56,7 +57,7 @@ per head (``learn_sigma``: $\sigma^2$ is the temperature of the approximated sof
 and with unit-norm queries and keys a fixed $\sigma = 1$ would cap the logits
 $\mathbf{q} \cdot \mathbf{k} / \sigma^2$ at 1, so heads could not sharpen); every
 head has its own random matrix; the normaliser, which $\sin / \cos$ features can push
-to zero or below, is floored at :data:`EPS`.
+to zero or below, is floored at `EPS`.
 
 Hyper-parameters:
 
@@ -74,7 +75,7 @@ Hyper-parameters:
 
 Performance: as for the Performer, the ``[b, h, n, 2D]`` random features dominate
 memory; without autograd the heads run one at a time
-(:func:`~implementations._helpers.heads_in_turn`), so the inference peak at n = 16384 is
+([`heads_in_turn`][implementations._helpers.heads_in_turn]), so the inference peak at n = 16384 is
 1.2x that of the fused exact kernel (2.2x bidirectional and 3.6x causal before).
 """
 
@@ -112,6 +113,8 @@ def random_features(x: Tensor, omega: Tensor, kernel: Kernel = "gaussian") -> Te
         ``[b, h, n, 2D]`` (gaussian) or ``[b, h, n, D]`` (arccos), float32.
 
     Examples:
+        >>> import torch
+        >>> from implementations.random_feature_attention import random_features
         >>> x = torch.randn(1, 2, 3, 4)
         >>> phi = random_features(x, torch.randn(2, 16, 4))
         >>> phi.shape
@@ -160,6 +163,8 @@ def attention(
         ``[b, h, n, dv]``.
 
     Examples:
+        >>> import torch
+        >>> from implementations.random_feature_attention import attention
         >>> q = torch.randn(2, 4, 10, 8)
         >>> attention(q, q, q, torch.randn(4, 32, 8), causal=True).shape
         torch.Size([2, 4, 10, 8])

@@ -20,8 +20,10 @@ h(x) = \arg\max\big([\,xR \,;\, -xR\,]\big) .
 $$
 
 **Sort and chunk.** Tokens are sorted by (bucket, position) and cut into chunks of
-$m$ consecutive sorted tokens (``bucket_size``, the average bucket size: the number of
-buckets defaults to $n / m$). A query attends to the keys of its own bucket within its
+$m$ consecutive sorted tokens (``bucket_size``). As in the paper (Section 2,
+$m = 2l / n_{buckets}$ for length $l$) and the authors' configurations, the number of
+buckets defaults to $2n / m$, so a bucket holds $m / 2$ tokens on average and a chunk
+about two buckets. A query attends to the keys of its own bucket within its
 chunk and the previous one, so the score tensor is $n \times 2m$, never $n \times n$:
 
 $$
@@ -55,20 +57,20 @@ the past only, and the layer decodes autoregressively.
 
 Hyper-parameters: ``bucket_size`` ($m$, the paper recommends 64), ``n_hashes`` (rounds;
 the paper finds 8 close to full attention and 4 a good trade-off), ``n_buckets``
-(default $n / m$ rounded up to an even number, at least 2; 1 puts every token in one
+(default $2n / m$ rounded up to an even number, at least 2; 1 puts every token in one
 bucket). Cost: $O(r\, n\, m)$ time and memory per head, plus the sort.
 
 Performance: the time is spread over memory-bound passes on the ``[b, h, r, n, 2m]``
 scores and masks, the sorting gathers and the look-around copies (n = 8192, causal,
 before: gathers 15 %, score products 15 %, look-around 11 %, the exponential 9 %, mask
-logic about 15 %). :func:`attention` combines the rounds from unnormalised sums (one
-exponential per score instead of a log-sum-exp, a second exponential and a re-masking),
-builds the "not itself" / causal-window masks from fixed ``[m, 2m]`` patterns of sorted
+logic about 15 %). [`attention`][implementations.reformer.attention] combines the rounds from
+unnormalised sums (one exponential per score instead of a log-sum-exp, a second exponential and a
+re-masking), builds the "not itself" / causal-window masks from fixed ``[m, 2m]`` patterns of sorted
 indices, skips the all-True padding mask, normalises and scales once per position
 before the row-copying gathers: 1.6x faster than the per-round form
-(:func:`reference_attention`, the previous code) forward and forward+backward. The
-fused kernels cannot be used: combining the rounds needs each round's normaliser
-$z^{(r)}$ with its gradient, which the public kernel does not return. Measured (CPU,
+([`reference_attention`][implementations.reformer.reference_attention], the previous code) forward
+and forward+backward. The fused kernels cannot be used: combining the rounds needs each round's
+normaliser $z^{(r)}$ with its gradient, which the public kernel does not return. Measured (CPU,
 one thread, float32, dim 512, 8 heads, 64 buckets of 64, 4 rounds) at n = 8192: 1.0x
 dense forward and 0.6x forward+backward bidirectional; causal 1.6x forward and 0.9x
 forward+backward, against a fused causal kernel that skips half the pairs while this
@@ -110,6 +112,8 @@ def hash_buckets(x: Tensor, rotations: Tensor) -> Tensor:
         ``[b, h, rounds, n]`` bucket ids in ``[0, n_buckets)``.
 
     Examples:
+        >>> import torch
+        >>> from implementations.reformer import hash_buckets
         >>> x = torch.randn(2, 3, 5, 4)
         >>> b = hash_buckets(x, torch.randn(3, 4, 2, 4))  # 2 rounds, 8 buckets
         >>> b.shape, bool((b >= 0).all() and (b < 8).all())
@@ -144,7 +148,8 @@ def attention(
     $$
 
     one exponential per score instead of a log-sum-exp, a softmax and a second
-    exponential. :func:`reference_attention` is the per-round form.
+    exponential. [`reference_attention`][implementations.reformer.reference_attention] is the
+    per-round form.
 
     Args:
         qk: Shared queries/keys ``[b, h, n, d]`` (keys are normalised here).
@@ -160,6 +165,8 @@ def attention(
         ``[b, h, n, dv]`` in ``v``'s dtype.
 
     Examples:
+        >>> import torch
+        >>> from implementations.reformer import attention
         >>> qk, v = torch.randn(2, 4, 50, 8), torch.randn(2, 4, 50, 8)
         >>> attention(qk, v, n_buckets=4, bucket_size=16, n_hashes=2, causal=True).shape
         torch.Size([2, 4, 50, 8])
@@ -257,11 +264,15 @@ def reference_attention(
     mask: Tensor | None = None,
     rotations: Tensor | None = None,
 ) -> Tensor:
-    """The readable form of :func:`attention`: per-round softmax and log-normaliser $z^{(r)}$.
+    """The readable form of [`attention`][implementations.reformer.attention]: per-round softmax and
+    log-normaliser $z^{(r)}$.
 
-    Same arguments and result (up to float32 round-off) as :func:`attention`.
+    Same arguments and result (up to float32 round-off) as
+    [`attention`][implementations.reformer.attention].
 
     Examples:
+        >>> import torch
+        >>> from implementations.reformer import attention, reference_attention
         >>> qk, v = torch.randn(2, 4, 50, 8), torch.randn(2, 4, 50, 8)
         >>> rot = torch.randn(4, 8, 2, 2)
         >>> torch.allclose(reference_attention(qk, v, 4, 16, causal=True, rotations=rot),
@@ -350,9 +361,10 @@ class Reformer(nn.Module):
         dim: Model width $d_{model}$.
         heads: Number of heads $h$.
         causal: Mask the future (the paper's language and image models).
-        bucket_size: Chunk length $m$, also the average bucket size.
+        bucket_size: Chunk length $m$; twice the average bucket size by default.
         n_hashes: Number of hashing rounds.
-        n_buckets: Buckets per round; None for $n / m$ (even, at least 2).
+        n_buckets: Buckets per round; None for the paper's $2n / m$ (made even, at
+            least 2), so that $m = 2n / n_{buckets}$.
 
     Examples:
         >>> import torch, implementations
@@ -390,11 +402,21 @@ class Reformer(nn.Module):
         self.to_out = nn.Linear(dim, dim)
 
     def buckets_for(self, n: int) -> int:
-        """Buckets per round for length ``n``: the option, or $n / m$ made even (>= 2)."""
+        r"""Buckets per round for length ``n``: the option, or $2n / m$ made even (>= 2).
+
+        The paper's chunk length is $m = 2n / n_{buckets}$: a chunk holds two buckets'
+        worth of tokens on average.
+
+        Examples:
+            >>> import implementations
+            >>> layer = implementations.build("reformer", dim=8, heads=1, bucket_size=64)
+            >>> layer.buckets_for(4096), 2 * 4096 // layer.buckets_for(4096)
+            (128, 64)
+        """
         if self.n_buckets is not None:
             return self.n_buckets
-        chunks = -(-n // min(self.bucket_size, n))
-        return max(2, chunks + chunks % 2)
+        buckets = -(-2 * n // min(self.bucket_size, n))  # ceil(2n / m)
+        return max(2, buckets + buckets % 2)
 
     def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
         """``x`` ``[b, n, dim]``, ``mask`` bool ``[b, n]`` (True = real) -> ``[b, n, dim]``."""

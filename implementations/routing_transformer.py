@@ -55,6 +55,7 @@ models), ``window_size`` ($w$; default $\lceil n / k \rceil$, 512 at 8k tokens),
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -70,7 +71,7 @@ from implementations._helpers import (
     softmax_attention,
     split_heads,
 )
-from implementations._registry import register
+from implementations._registry import Range, register
 
 __all__ = ["RoutingTransformer", "attention", "normalize", "update_centroids"]
 
@@ -79,6 +80,8 @@ def normalize(x: Tensor) -> Tensor:
     r"""Layer norm without gain or bias over the last axis: $\lVert x \rVert = \sqrt{d}$.
 
     Examples:
+        >>> import torch
+        >>> from implementations.routing_transformer import normalize
         >>> normalize(torch.randn(3, 16)).norm(dim=-1).round()
         tensor([4., 4., 4.])
     """
@@ -168,7 +171,8 @@ def attention(
     """Routing attention (module docstring) on normalised queries and keys.
 
     Args:
-        q: ``[b, h, n, d]``, layer-normalised (see :func:`normalize`).
+        q: ``[b, h, n, d]``, layer-normalised (see
+            [`normalize`][implementations.routing_transformer.normalize]).
         k: ``[b, h, n, d]``, layer-normalised; for ``causal=True`` tokens are routed by
             their query (the paper shares queries and keys when decoding, ``k = q``).
         v: ``[b, h, n, dv]``.
@@ -181,6 +185,8 @@ def attention(
         ``[b, h, n, dv]``.
 
     Examples:
+        >>> import torch
+        >>> from implementations.routing_transformer import attention, normalize
         >>> q = normalize(torch.randn(2, 4, 30, 8))
         >>> mu = normalize(torch.randn(4, 3, 8))
         >>> attention(q, q, q, mu, window=10).shape
@@ -208,6 +214,8 @@ def update_centroids(
         The new centroids ``[h, k, d]`` (a new tensor; centroids no token chose are kept).
 
     Examples:
+        >>> import torch
+        >>> from implementations.routing_transformer import update_centroids
         >>> mu = torch.zeros(1, 2, 2)
         >>> x = torch.tensor([[[[1.0, 0.0], [3.0, 0.0]]]])  # two tokens, both near e_1
         >>> update_centroids(mu + torch.tensor([[1.0, 0], [0, 1]]), [x],
@@ -230,7 +238,7 @@ def update_centroids(
 
 @register("routing-transformer", kind="attention", supports_causal=True)
 class RoutingTransformer(nn.Module):
-    """Multi-head routing attention with online k-means centroids (a buffer, not trained).
+    r"""Multi-head routing attention with online k-means centroids (a buffer, not trained).
 
     With ``causal=True`` queries and keys share one projection (the paper's decoders).
 
@@ -239,8 +247,8 @@ class RoutingTransformer(nn.Module):
         heads: Number of heads $h$ (each has its own centroids).
         causal: Mask the future (autoregressive routing, see the module docstring).
         n_clusters: $k$, centroids per head.
-        window_size: $w$, tokens per cluster; None for $\\lceil n / k \\rceil$.
-        decay: $\\lambda$ of the centroids' moving average.
+        window_size: $w$, tokens per cluster; None for $\lceil n / k \rceil$.
+        decay: $\lambda$ of the centroids' moving average.
 
     Examples:
         >>> import torch, implementations
@@ -252,6 +260,9 @@ class RoutingTransformer(nn.Module):
         >>> layer(x, mask).shape  # in training mode this also moved the centroids
         torch.Size([2, 37, 32])
     """
+
+    # Checked by implementations.build; other integers lie in [1, 2**20].
+    option_ranges: ClassVar[dict[str, Range]] = {"decay": (0.0, 1.0, "[)")}
 
     centroids: Tensor  # [h, k, d] buffer, updated by moving averages
 
@@ -284,7 +295,7 @@ class RoutingTransformer(nn.Module):
         self.register_buffer("centroids", normalize(torch.randn(heads, n_clusters, dim_head)))
 
     def window_for(self, n: int) -> int:
-        """Tokens per cluster at length ``n``: the option, or $\\lceil n / k \\rceil$."""
+        r"""Tokens per cluster at length ``n``: the option, or $\lceil n / k \rceil$."""
         return self.window_size or -(-n // self.n_clusters)
 
     def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:

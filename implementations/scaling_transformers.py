@@ -20,8 +20,9 @@ $[d_{ff}/N, N]$ logits $c$; its output is a one-hot vector per block:
   chosen columns of $W_1$ and rows of $W_2$ are gathered, so a token costs
   $O(d_{model} \cdot d_{ff}/N)$ instead of $O(d_{model} \cdot d_{ff})$ (the decoding
   speed-up the paper is about);
-* in training, a Gumbel-softmax sample: the unit $\arg\max_j (\log \mathrm{softmax}(c)_j
-  + \tau\, G_j)$ with Gumbel noise $G_j$ and temperature $\tau$, made differentiable
+* in training, a Gumbel-softmax sample: the unit
+  $\arg\max_j (\log \mathrm{softmax}(c)_j + \tau\, G_j)$ with Gumbel noise $G_j$ and
+  temperature $\tau$, made differentiable
   with the straight-through estimator
   $m = \mathrm{onehot} + \mathrm{softmax}(c) - \mathrm{sg}(\mathrm{softmax}(c))$
   (forward: the one-hot; backward: the softmax's gradient). Training runs the dense
@@ -41,12 +42,13 @@ The Trax implementation also uses the soft mask instead of the one-hot in a frac
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from implementations._registry import register
+from implementations._registry import Range, register
 
 __all__ = ["SparseFeedForward"]
 
@@ -71,6 +73,9 @@ class SparseFeedForward(nn.Module):
         >>> y.shape, aux_loss.item()
         (torch.Size([2, 10, 32]), 0.0)
     """
+
+    # Checked by implementations.build; other integers lie in [1, 2**20].
+    option_ranges: ClassVar[dict[str, Range]] = {"temperature": (0.0, math.inf)}
 
     def __init__(
         self,
@@ -134,8 +139,8 @@ class SparseFeedForward(nn.Module):
         soft = log_p.exp()
         return (hard + soft - soft.detach()).to(x.dtype)  # straight-through
 
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """``x`` ``[b, n, dim]`` -> ``(y [b, n, dim], 0)``."""
+    def forward(self, x: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """``x`` ``[b, n, dim]`` -> ``(y [b, n, dim], 0)``; position-wise, ``mask`` unused."""
         zero = x.new_zeros((), dtype=torch.float32)
         if not self.training:
             choice = self.controller_logits(x).argmax(-1)  # [b, n, nb]

@@ -34,13 +34,14 @@ the inner block $H = \mathrm{MAB}(I, X)$ is computed in full (its residuals, lay
 and rFF included), and the layer returns the outer block's attention term
 $\mathrm{Multihead}(X, H, H)$. The outer block's residual, layer norm and feed-forward
 are the ones of the Transformer block that hosts the layer, so in
-:class:`~implementations.transformer.Transformer` a layer computes
+[`Transformer`][implementations.transformer.Transformer] a layer computes
 $X + \mathrm{Multihead}(\mathrm{LN}(X), H, H)$ followed by the usual feed-forward, the
-pre-norm form of $\mathrm{MAB}(X, H)$. :class:`PoolingByMultiheadAttention` (PMA) is
-available from this module as a plain ``nn.Module`` whose output has ``num_seeds``
-positions; it is the decoder head of the paper's models, not a drop-in self-attention.
-Sets have no order, so ``causal=True`` is not supported. Padded elements (mask False)
-are excluded from every attention over the set.
+pre-norm form of $\mathrm{MAB}(X, H)$.
+[`PoolingByMultiheadAttention`][implementations.set_transformer.PoolingByMultiheadAttention] (PMA)
+is available from this module as a plain ``nn.Module`` whose output has ``num_seeds`` positions; it
+is the decoder head of the paper's models, not a drop-in self-attention. Sets have no order, so
+``causal=True`` is not supported. Padded elements (mask False) are excluded from every attention
+over the set.
 
 Hyper-parameters:
     num_inducing_points: $m$, the number of inducing points (16 or 32 in the paper's
@@ -74,6 +75,8 @@ class MultiheadAttentionBlock(nn.Module):
         layer_norm: Apply the two layer norms (identity otherwise).
 
     Examples:
+        >>> import torch
+        >>> from implementations.set_transformer import MultiheadAttentionBlock
         >>> mab = MultiheadAttentionBlock(dim=16, heads=4)
         >>> mab(torch.randn(2, 3, 16), torch.randn(2, 10, 16)).shape
         torch.Size([2, 3, 16])
@@ -156,7 +159,8 @@ class PoolingByMultiheadAttention(nn.Module):
     r"""PMA: $\mathrm{PMA}_k(Z) = \mathrm{MAB}(S, \mathrm{rFF}(Z))$ with $k$ learned seed vectors.
 
     Permutation invariant: the output has ``num_seeds`` positions whatever the set size
-    (:meth:`output_length`); ``num_seeds = 1`` pools a set into one vector.
+    ([`output_length`][implementations.set_transformer.PoolingByMultiheadAttention.output_length]);
+    ``num_seeds = 1`` pools a set into one vector.
 
     Args:
         dim: Model width.
@@ -165,6 +169,8 @@ class PoolingByMultiheadAttention(nn.Module):
         layer_norm: Use the layer norms of the MAB.
 
     Examples:
+        >>> import torch
+        >>> from implementations.set_transformer import PoolingByMultiheadAttention
         >>> pma = PoolingByMultiheadAttention(dim=32, heads=4, num_seeds=2)
         >>> pma(torch.randn(3, 50, 32)).shape
         torch.Size([3, 2, 32])

@@ -56,9 +56,9 @@ block's first token. Plain masked balancing would still let later rows change ea
 ones through the column sums, so row $i$ of $\mathbf{S}$ is taken from the masked
 Sinkhorn iterations run on rows $1..i$ alone (the matrix as known at block $i$), each
 iteration ending with the rows so that row $i$ is a distribution over blocks $j < i$
-(:func:`causal_sinkhorn`). Every block's sort depends on the past only, and the layer
-decodes autoregressively. This costs $O(N_B^3)$ for the (small) sorting matrices.
-Block 0 has no past block and attends locally.
+([`causal_sinkhorn`][implementations.sinkhorn_transformer.causal_sinkhorn]). Every block's sort
+depends on the past only, and the layer decodes autoregressively. This costs $O(N_B^3)$ for the
+(small) sorting matrices. Block 0 has no past block and attends locally.
 
 Hyper-parameters: ``block_size`` ($b$), ``max_blocks`` (the sorting network's output
 width: at most ``max_blocks * block_size`` tokens), ``sinkhorn_iters`` ($k$),
@@ -66,21 +66,23 @@ width: at most ``max_blocks * block_size`` tokens), ``sinkhorn_iters`` ($k$),
 disables SortCut) and ``gumbel_noise``.
 
 Performance: with blocks of $\sqrt n$, the block attention is small; the causal
-sorting dominated: :func:`reference_causal_sinkhorn` holds $N_B$ copies of the
-$N_B \times N_B$ matrix ($O(N_B^3)$ memory, 1.7 GB at n = 16384 with 64-token blocks).
-:func:`causal_sinkhorn` balances the rows in groups on the leading sub-matrix they
-need: a third of the work and $O(N_B^2)$ memory per group. The $N_B^3$ term is the
-algorithm's (each row runs its own Sinkhorn iterations over its prefix; no work is
-shared between rows). The block softmax over ``[sorted block; local block]`` runs in
-the fused kernel with $\log(\text{share})$ as additive bias
-(:func:`reference_attention` materialises it). Measured (CPU, one thread, float32, dim
-512, 8 heads, measurement options): at n = 8192, 0.15x dense forward (bidirectional),
-0.7x (causal; forward+backward 0.5x).
+sorting dominated:
+[`reference_causal_sinkhorn`][implementations.sinkhorn_transformer.reference_causal_sinkhorn] holds
+$N_B$ copies of the $N_B \times N_B$ matrix ($O(N_B^3)$ memory, 1.7 GB at n = 16384 with 64-token
+blocks). [`causal_sinkhorn`][implementations.sinkhorn_transformer.causal_sinkhorn] balances the rows
+in groups on the leading sub-matrix they need: a third of the work and $O(N_B^2)$ memory per group.
+The $N_B^3$ term is the algorithm's (each row runs its own Sinkhorn iterations over its prefix; no
+work is shared between rows). The block softmax over ``[sorted block; local block]`` runs in the
+fused kernel with $\log(\text{share})$ as additive bias
+([`reference_attention`][implementations.sinkhorn_transformer.reference_attention]
+materialises it). Measured (CPU, one thread, float32, dim 512, 8 heads, measurement options): at
+n = 8192, 0.15x dense forward (bidirectional), 0.7x (causal; forward+backward 0.5x).
 """
 
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -96,7 +98,7 @@ from implementations._helpers import (
     softmax_attention,
     zero_padding,
 )
-from implementations._registry import register
+from implementations._registry import Range, register
 
 __all__ = [
     "SinkhornTransformer",
@@ -119,6 +121,8 @@ def sinkhorn(log_alpha: Tensor, iters: int) -> Tensor:
         ``[..., N, N]``, columns summing to 1 and rows to 1 up to convergence.
 
     Examples:
+        >>> import torch
+        >>> from implementations.sinkhorn_transformer import sinkhorn
         >>> s = sinkhorn(torch.randn(3, 3), iters=50)
         >>> torch.allclose(s.sum(-1), torch.ones(3), atol=1e-4)
         True
@@ -148,10 +152,11 @@ def causal_sinkhorn(log_alpha: Tensor, iters: int, rows_per_step: int = 16) -> T
     Cost. Row $p$ only depends on the leading $(p+1) \times (p+1)$ sub-matrix, so the
     rows are processed ``rows_per_step`` at a time on the leading sub-matrix that the
     last of them needs: $\sum_p p^2 \approx N^3 / 3$ work per iteration (a third of the
-    vectorised :func:`reference_causal_sinkhorn`) and $O(\text{rows\_per\_step} \cdot
-    N^2)$ memory instead of $O(N^3)$. The $N^3$ term itself is the algorithm's: every
-    row has its own Sinkhorn potentials over its whole prefix, so no work is shared
-    between rows.
+    vectorised
+    [`reference_causal_sinkhorn`][implementations.sinkhorn_transformer.reference_causal_sinkhorn])
+    and $O(\text{rows\_per\_step} \cdot N^2)$ memory instead of $O(N^3)$. The $N^3$ term itself is
+    the algorithm's: every row has its own Sinkhorn potentials over its whole prefix, so no work is
+    shared between rows.
 
     Args:
         log_alpha: ``[..., N, N]``.
@@ -163,6 +168,8 @@ def causal_sinkhorn(log_alpha: Tensor, iters: int, rows_per_step: int = 16) -> T
         which is all zeros.
 
     Examples:
+        >>> import torch
+        >>> from implementations.sinkhorn_transformer import causal_sinkhorn
         >>> s = causal_sinkhorn(torch.randn(4, 4), iters=5)
         >>> bool((s.triu() == 0).all()), s.sum(-1).round(decimals=4).tolist()  # no past for 0
         (True, [0.0, 1.0, 1.0, 1.0])
@@ -196,11 +203,17 @@ def causal_sinkhorn(log_alpha: Tensor, iters: int, rows_per_step: int = 16) -> T
 
 
 def reference_causal_sinkhorn(log_alpha: Tensor, iters: int) -> Tensor:
-    r"""The readable, fully vectorised form of :func:`causal_sinkhorn` (same result).
+    r"""The readable, fully vectorised form of
+    [`causal_sinkhorn`][implementations.sinkhorn_transformer.causal_sinkhorn] (same result).
 
     Holds one copy of the ``(N-1) x (N-1)`` matrix per row $p$: $O(N^3)$ memory.
 
     Examples:
+        >>> import torch
+        >>> from implementations.sinkhorn_transformer import (
+        ...     causal_sinkhorn,
+        ...     reference_causal_sinkhorn,
+        ... )
         >>> a = torch.randn(2, 6, 6)
         >>> torch.allclose(reference_causal_sinkhorn(a, 5), causal_sinkhorn(a, 5), atol=1e-6)
         True
@@ -237,8 +250,10 @@ def attention(
     r"""Sinkhorn attention given the block sorting matrix (module docstring).
 
     The softmax over ``[sorted block; local block]`` runs in the fused kernel
-    (:func:`~implementations._helpers.softmax_attention`) with $\log(\text{share})$ as
-    its additive bias; :func:`reference_attention` materialises the scores.
+    ([`softmax_attention`][implementations._helpers.softmax_attention]) with $\log(\text{share})$ as
+    its additive bias;
+    [`reference_attention`][implementations.sinkhorn_transformer.reference_attention] materialises
+    the scores.
 
     Args:
         q: ``[b, h, n, d]`` with ``n`` a multiple of ``block_size``.
@@ -255,6 +270,8 @@ def attention(
         ``[b, h, n, dv]``.
 
     Examples:
+        >>> import torch
+        >>> from implementations.sinkhorn_transformer import attention, sinkhorn
         >>> q = torch.randn(2, 4, 32, 8)
         >>> s = sinkhorn(torch.randn(2, 4, 4, 4), iters=5)
         >>> attention(q, q, q, s, block_size=8).shape
@@ -318,9 +335,16 @@ def reference_attention(
     mask: Tensor | None = None,
     sortcut_blocks: int | None = None,
 ) -> Tensor:
-    """The readable form of :func:`attention`: scores and masks materialised (same result).
+    """The readable form of [`attention`][implementations.sinkhorn_transformer.attention]: scores
+    and masks materialised (same result).
 
     Examples:
+        >>> import torch
+        >>> from implementations.sinkhorn_transformer import (
+        ...     attention,
+        ...     causal_sinkhorn,
+        ...     reference_attention,
+        ... )
         >>> q = torch.randn(2, 4, 32, 8)
         >>> s = causal_sinkhorn(torch.randn(2, 4, 4, 4), iters=5)
         >>> torch.allclose(reference_attention(q, q, q, s, block_size=8, causal=True),
@@ -369,7 +393,7 @@ def reference_attention(
 
 @register("sinkhorn-transformer", kind="attention", supports_causal=True)
 class SinkhornTransformer(nn.Module):
-    """Multi-head Sparse Sinkhorn Attention with a learned block sorting network.
+    r"""Multi-head Sparse Sinkhorn Attention with a learned block sorting network.
 
     Args:
         dim: Model width $d_{model}$.
@@ -378,7 +402,7 @@ class SinkhornTransformer(nn.Module):
         block_size: $b$, tokens per block.
         max_blocks: Output width of the sorting network, the most blocks supported.
         sinkhorn_iters: $k$, Sinkhorn iterations.
-        temperature: $\\tau$.
+        temperature: $\tau$.
         sortcut_blocks: $n_c$ for SortCut (non-causal only), or None.
         gumbel_noise: Add Gumbel noise to the sorting scores in training mode.
 
@@ -392,6 +416,12 @@ class SinkhornTransformer(nn.Module):
         >>> layer(x, mask).shape
         torch.Size([2, 37, 32])
     """
+
+    # Checked by implementations.build; other integers lie in [1, 2**20].
+    option_ranges: ClassVar[dict[str, Range]] = {
+        "temperature": (0.0, math.inf, "(]"),
+        "sinkhorn_iters": (1, 10_000),
+    }
 
     def __init__(
         self,
@@ -442,7 +472,7 @@ class SinkhornTransformer(nn.Module):
         return seen / count
 
     def sorting_matrix(self, summaries: Tensor) -> Tensor:
-        """$\\mathbf{S}$ ``[b, h, N_B, N_B]`` from the block summaries ``[b, N_B, dim]``."""
+        r"""$\mathbf{S}$ ``[b, h, N_B, N_B]`` from the block summaries ``[b, N_B, dim]``."""
         n_blocks = summaries.shape[1]
         dtype = next(self.sort_net.parameters()).dtype
         scores = self.sort_net(summaries.to(dtype))  # [b, N_B, h * max]

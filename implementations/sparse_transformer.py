@@ -193,6 +193,8 @@ def attention(
         ``[b, h, n, d]``.
 
     Examples:
+        >>> import torch
+        >>> from implementations.sparse_transformer import attention
         >>> q = torch.randn(2, 4, 50, 8)
         >>> attention(q, q, q, causal=True, pattern="fixed", stride=8, summary=2).shape
         torch.Size([2, 4, 50, 8])

@@ -45,6 +45,9 @@ The router runs in float32. A capacity group is one sequence.
 
 from __future__ import annotations
 
+import math
+from typing import ClassVar
+
 from torch import Tensor
 
 from implementations._moe import (
@@ -54,7 +57,7 @@ from implementations._moe import (
     router_z_loss,
     top2,
 )
-from implementations._registry import register
+from implementations._registry import Range, register
 
 __all__ = ["STMoE"]
 
@@ -82,6 +85,14 @@ class STMoE(TokenChoiceMoE):
         >>> y.shape, aux_loss.shape
         (torch.Size([2, 10, 32]), torch.Size([]))
     """
+
+    # Checked by implementations.build; other integers lie in [1, 2**20].
+    option_ranges: ClassVar[dict[str, Range]] = {
+        "capacity_factor": (0.0, math.inf, "(]"),
+        "eval_capacity_factor": (0.0, math.inf, "(]"),
+        "balance_coef": (0.0, math.inf),
+        "z_loss_coef": (0.0, math.inf),
+    }
 
     def __init__(
         self,

@@ -41,15 +41,18 @@ Hyper-parameters:
 
 Implementation choices: a capacity group is one sequence (the paper's groups are the
 tokens on one device), so batch elements never compete for slots; the core is shared
-with the other mixtures of experts in :mod:`implementations._moe`.
+with the other mixtures of experts in [`implementations._moe`][implementations._moe].
 """
 
 from __future__ import annotations
 
+import math
+from typing import ClassVar
+
 from torch import Tensor
 
 from implementations._moe import Routing, TokenChoiceMoE, load_balancing_loss
-from implementations._registry import register
+from implementations._registry import Range, register
 
 __all__ = ["SwitchTransformer"]
 
@@ -74,6 +77,12 @@ class SwitchTransformer(TokenChoiceMoE):
         >>> y.shape, aux_loss.shape
         (torch.Size([2, 10, 32]), torch.Size([]))
     """
+
+    # Checked by implementations.build; other integers lie in [1, 2**20].
+    option_ranges: ClassVar[dict[str, Range]] = {
+        "capacity_factor": (0.0, math.inf, "(]"),
+        "alpha": (0.0, math.inf),
+    }
 
     def __init__(
         self,

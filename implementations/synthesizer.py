@@ -88,6 +88,8 @@ def attention(
         ``[b, h, n, dv]``.
 
     Examples:
+        >>> import torch
+        >>> from implementations.synthesizer import attention
         >>> v = torch.randn(2, 4, 10, 8)
         >>> attention(torch.randn(4, 10, 10), v, causal=True).shape
         torch.Size([2, 4, 10, 8])
@@ -232,7 +234,7 @@ class Synthesizer(nn.Module):
         return tiled[..., :n]  # [b, h, n, n]
 
     def attention_weights(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
-        """$\\mathrm{softmax}(B)$ after masking: ``[b, h, n, n]`` (``[1, h, n, n]`` for Random)."""
+        r"""$\mathrm{softmax}(B)$ after masking: ``[b, h, n, n]`` (``[1, h, n, n]`` for Random)."""
         return _weights(self.logits(x), mask, self.causal)
 
     def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:

@@ -13,24 +13,27 @@ kind ``attention``, ``memory`` or ``downsample``; the feed-forward slot a plain 
 $\mathrm{FFN}(x) = W_2\,\mathrm{GELU}(W_1 x)$ (hidden width ``ff_mult * dim``) or any
 registered mechanism of kind ``ffn``.
 
-How each kind plugs in:
+Every slot is called through [apply][implementations._registry.apply], which knows each
+kind's contract. How each kind plugs in:
 
 * ``attention``: ``Attn(LN(x), mask)``; the key-padding mask is passed to every layer.
 * ``memory``: ``Attn(LN(x), memory) -> (y, memory)``; each layer's memory is returned
-  in :attr:`TransformerOutput.memories` and is passed back in on the next call (the
-  segment recurrence). Padding masks are not part of this contract.
+  in [`TransformerOutput.memories`][implementations.transformer.TransformerOutput] and is passed
+  back in on the next call (the segment recurrence). Padding masks are not part of this contract.
 * ``downsample``: the layer returns ``output_length(n)`` positions. The residual is the
   input pooled by the module's own ``pool_residual(x, mask)`` when it defines one (the
   Funnel-Transformer pools the stream as it pools its queries), else average-pooled to
   that length (padding zeroed first); the mask is max-pooled (a pooled position is real
   when any position of its window is), unless the module defines ``output_mask(mask)``.
-* ``ffn``: ``FFN(LN(h)) -> (y, aux_loss)``; the auxiliary losses (e.g. load balancing
-  of a mixture of experts) of every layer are summed into
-  :attr:`TransformerOutput.aux_loss`.
+* ``ffn``: ``FFN(LN(h), mask) -> (y, aux_loss)``; the mask keeps padded tokens out of
+  a mixture of experts' routing, so padding never changes real tokens. The auxiliary
+  losses (e.g. load balancing of a mixture of experts) of every layer are summed into
+  [`TransformerOutput.aux_loss`][implementations.transformer.TransformerOutput].
 
 An attention-slot module may also leave a scalar tensor attribute ``aux_loss`` after its
 forward (e.g. the compressive transformer's attention-reconstruction loss, which trains
-its compression network); it is added to :attr:`TransformerOutput.aux_loss` too.
+its compression network); it is added to
+[`TransformerOutput.aux_loss`][implementations.transformer.TransformerOutput] too.
 """
 
 from __future__ import annotations
@@ -44,14 +47,14 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from implementations._helpers import zero_padding
-from implementations._registry import build, mechanism
+from implementations._registry import apply, build, mechanism
 
 __all__ = ["MLP", "Transformer", "TransformerOutput"]
 
 
 @dataclass
 class TransformerOutput:
-    """What :meth:`Transformer.forward` returns.
+    """What [`Transformer.forward`][implementations.transformer.Transformer.forward] returns.
 
     Attributes:
         y: The output ``[batch, n_out, dim]``; ``n_out == n`` unless a ``downsample``
@@ -73,14 +76,25 @@ class TransformerOutput:
 class MLP(nn.Module):
     r"""The position-wise feed-forward network $W_2\,\mathrm{GELU}(W_1 x + b_1) + b_2$.
 
-    Follows the ``ffn`` contract: ``forward(x) -> (y, aux_loss)`` with ``aux_loss = 0``.
+    Follows the ``ffn`` contract: ``forward(x, mask=None) -> (y, aux_loss)`` with
+    ``aux_loss = 0``; position-wise, so the mask changes nothing.
+
+    Examples:
+        >>> import torch
+        >>> from implementations.transformer import MLP
+        >>> y, aux_loss = MLP(16)(torch.randn(2, 5, 16))
+        >>> y.shape, aux_loss.item()
+        (torch.Size([2, 5, 16]), 0.0)
     """
+
+    kind = "ffn"  # the contract the adapter calls it under
 
     def __init__(self, dim: int, mult: int = 4) -> None:
         super().__init__()
         self.net = nn.Sequential(nn.Linear(dim, mult * dim), nn.GELU(), nn.Linear(mult * dim, dim))
 
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, x: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """``x`` ``[b, n, dim]`` -> ``(y [b, n, dim], 0)``; ``mask`` is accepted and unused."""
         return self.net(x), x.new_zeros(())
 
 
@@ -92,14 +106,16 @@ class Transformer(nn.Module):
         depth: Number of blocks.
         heads: Attention heads per block.
         attention: Registered id of kind ``attention``, ``memory`` or ``downsample``.
-        ffn: Registered id of kind ``ffn``, or None for the plain :class:`MLP`.
+        ffn: Registered id of kind ``ffn``, or None for the plain
+            [`MLP`][implementations.transformer.MLP].
         causal: Build a decoder: every mechanism is built with ``causal=True``.
         attention_options: Keyword options for the attention mechanism (checked by
-            :func:`implementations.build`).
+            [`implementations.build`][implementations._registry.build]).
         ffn_options: Keyword options for the ``ffn`` mechanism.
         ff_mult: Hidden width multiplier of the plain MLP.
 
     Examples:
+        >>> from implementations.transformer import Transformer
         >>> import torch
         >>> model = Transformer(dim=32, depth=2, heads=4, attention="dense", causal=True)
         >>> out = model(torch.randn(2, 10, 32))
@@ -159,11 +175,9 @@ class Transformer(nn.Module):
             memories: What the previous call returned as ``memories`` (``memory`` kind).
 
         Returns:
-            A :class:`TransformerOutput`.
+            A [`TransformerOutput`][implementations.transformer.TransformerOutput].
         """
         kind = self.attention_kind
-        if kind == "memory" and mask is not None and not bool(mask.all()):
-            raise ValueError("memory mechanisms take no padding mask; pass full segments")
         if memories is not None and len(memories) != len(self.attns):
             raise ValueError(f"expected {len(self.attns)} memories, got {len(memories)}")
 
@@ -172,23 +186,16 @@ class Transformer(nn.Module):
         for i, (attn_norm, attn, ff_norm, ff) in enumerate(
             zip(self.attn_norms, self.attns, self.ff_norms, self.ffns, strict=True)
         ):
-            h = attn_norm(x)
+            memory = None if memories is None else memories[i]
+            attended = apply(attn, attn_norm(x), mask, memory=memory)  # y: [b, n_out, dim]
             if kind == "memory":
-                y, memory = attn(h, memory=None if memories is None else memories[i])
-                new_memories.append(memory)
-                x = x + y
+                new_memories.append(attended.memory)
             elif kind == "downsample":
-                y = attn(h, mask)  # [b, n_out, dim]
-                x, mask = self._downsample_residual(attn, x, mask, y.shape[1])
-                x = x + y
-            else:
-                x = x + attn(h, mask)
-            attn_aux = getattr(attn, "aux_loss", None)
-            if isinstance(attn_aux, Tensor):
-                aux_loss = aux_loss + attn_aux.float()
-            y, aux = ff(ff_norm(x))
-            x = x + y
-            aux_loss = aux_loss + aux.float()
+                x = self._pool_residual(attn, x, mask, attended.y.shape[1])
+            x, mask = x + attended.y, attended.mask
+            fed = apply(ff, ff_norm(x), mask)  # padding never reaches real tokens
+            x = x + fed.y
+            aux_loss = aux_loss + attended.aux_loss + fed.aux_loss
 
         return TransformerOutput(
             y=self.norm(x),
@@ -198,25 +205,13 @@ class Transformer(nn.Module):
         )
 
     @staticmethod
-    def _downsample_residual(
-        layer: nn.Module, x: Tensor, mask: Tensor | None, n_out: int
-    ) -> tuple[Tensor, Tensor | None]:
-        """The residual stream and mask shortened to ``n_out`` positions."""
+    def _pool_residual(layer: nn.Module, x: Tensor, mask: Tensor | None, n_out: int) -> Tensor:
+        """The residual stream shortened to ``n_out`` positions (its mask: the adapter's)."""
         if n_out == x.shape[1]:
-            return x, mask
+            return x
         pool_residual = getattr(layer, "pool_residual", None)
         if pool_residual is not None:  # the paper's own pooling of the stream
-            pooled_x = pool_residual(x, mask)  # [b, n_out, dim]
-        else:
-            # Zero padded positions so their values cannot reach real pooled positions.
-            pooled = F.adaptive_avg_pool1d(zero_padding(x, mask).transpose(1, 2), n_out)
-            pooled_x = pooled.transpose(1, 2)  # [b, n_out, dim]
-        x = pooled_x
-        if mask is not None:
-            output_mask = getattr(layer, "output_mask", None)
-            if output_mask is not None:
-                mask = output_mask(mask)
-            else:
-                pooled_mask = F.adaptive_max_pool1d(mask[:, None, :].float(), n_out)
-                mask = pooled_mask[:, 0, :].bool()  # [b, n_out]
-        return x, mask
+            return pool_residual(x, mask)  # [b, n_out, dim]
+        # Zero padded positions so their values cannot reach real pooled positions.
+        pooled = F.adaptive_avg_pool1d(zero_padding(x, mask).transpose(1, 2), n_out)
+        return pooled.transpose(1, 2)  # [b, n_out, dim]

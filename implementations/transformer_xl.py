@@ -35,8 +35,8 @@ $$
 
 Terms (b) + (d) are computed for every query against the *list* of distances (one
 matrix product, $O(n\,(m + n))$) and then re-indexed from "distance" to "key" columns
-with the **relative shift trick** (:func:`rel_shift`): pad one zero column, reshape,
-drop a row, reshape back. This is a pure view/copy, no gather.
+with the **relative shift trick** ([`rel_shift`][implementations.transformer_xl.rel_shift]): pad one
+zero column, reshape, drop a row, reshape back. This is a pure view/copy, no gather.
 
 After the segment, the memory is rolled: the last ``mem_len`` states of
 $[\mathbf{m} \circ \mathbf{h}]$ become the next segment's memory, detached.
@@ -55,17 +55,19 @@ The cost per segment of length $n$ is $O(n\,(n + M))$ time and memory.
 Performance: the time goes to the two $n \times (n + M)$ score products and, under
 autograd, to the position-term tensors (the pad/shift copies and their gradients).
 Without autograd the content term and the softmax run in the fused kernel with the
-shifted position scores as its additive bias (:func:`rel_shift_view` shifts without a
-copy): 3.6x dense forward at n = 4096 with a 512-state memory. The fused CPU kernel
-cannot differentiate an additive bias, so training runs
-:func:`reference_relative_attention` (6.5x dense forward+backward, as before): the
-query-dependent relative-position term has to be materialised by any exact
-implementation, and this layer is $O(n (n + M))$, not sub-quadratic.
+shifted position scores as its additive bias
+([`rel_shift_view`][implementations.transformer_xl.rel_shift_view] shifts without a copy): 3.6x
+dense forward at n = 4096 with a 512-state memory. The fused CPU kernel cannot differentiate an
+additive bias, so training runs
+[`reference_relative_attention`][implementations.transformer_xl.reference_relative_attention] (6.5x
+dense forward+backward, as before): the query-dependent relative-position term has to be
+materialised by any exact implementation, and this layer is $O(n (n + M))$, not sub-quadratic.
 """
 
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -78,7 +80,7 @@ from implementations._helpers import (
     softmax_attention,
     split_heads,
 )
-from implementations._registry import register
+from implementations._registry import Range, register
 
 __all__ = [
     "RelativeSegmentAttention",
@@ -102,6 +104,8 @@ def sinusoid_embedding(distances: Tensor, dim: int) -> Tensor:
         ``[L, dim]`` float32.
 
     Examples:
+        >>> import torch
+        >>> from implementations.transformer_xl import sinusoid_embedding
         >>> r = sinusoid_embedding(torch.tensor([2.0, 1.0, 0.0]), dim=4)
         >>> r.shape, r[2].tolist()  # distance 0: sin 0 = 0, cos 0 = 1
         (torch.Size([3, 4]), [0.0, 0.0, 1.0, 1.0])
@@ -139,6 +143,8 @@ def rel_shift(scores: Tensor, n_keys: int) -> Tensor:
         ``[..., n_q, n_keys]``.
 
     Examples:
+        >>> import torch
+        >>> from implementations.transformer_xl import rel_shift
         >>> s = torch.arange(6.0).view(2, 3)  # distances 2, 1, 0 for n_q = 2, n_keys = 3
         >>> rel_shift(s, 3)  # query 0 at position 1: keys 0, 1 are 1, 0 apart
         tensor([[1., 2., 0.],
@@ -151,14 +157,16 @@ def rel_shift(scores: Tensor, n_keys: int) -> Tensor:
 
 
 def rel_shift_view(scores: Tensor, n_keys: int) -> Tensor:
-    r""":func:`rel_shift` as a strided view: ``out[..., i, j] = scores[..., i, n_q - 1 - i + j]``.
+    r"""[`rel_shift`][implementations.transformer_xl.rel_shift] as a strided view:
+    ``out[..., i, j] = scores[..., i, n_q - 1 - i + j]``.
 
     In a contiguous ``[n_q, L]`` buffer that element sits at flat offset
     $(n_q - 1) + i (L - 1) + j$, so the shift is a view with row stride $L - 1$ and
-    storage offset $n_q - 1$: no copy (the padded buffer of :func:`rel_shift` is the same
-    trick, written with a pad and two reshapes). Entries are exact wherever
-    :func:`rel_shift`'s are; the others (above the causal diagonal when ``L = n_keys``)
-    read other rows and must be masked.
+    storage offset $n_q - 1$: no copy (the padded buffer of
+    [`rel_shift`][implementations.transformer_xl.rel_shift] is the same trick, written with a pad
+    and two reshapes). Entries are exact wherever
+    [`rel_shift`][implementations.transformer_xl.rel_shift]'s are; the others (above the causal
+    diagonal when ``L = n_keys``) read other rows and must be masked.
 
     Args:
         scores: ``[..., n_q, L]``, made contiguous if it is not.
@@ -168,6 +176,8 @@ def rel_shift_view(scores: Tensor, n_keys: int) -> Tensor:
         ``[..., n_q, n_keys]``, a view of ``scores``.
 
     Examples:
+        >>> import torch
+        >>> from implementations.transformer_xl import rel_shift, rel_shift_view
         >>> s = torch.arange(6.0).view(2, 3)
         >>> rel_shift_view(s, 3)[1], rel_shift(s, 3)[1]
         (tensor([3., 4., 5.]), tensor([3., 4., 5.]))
@@ -194,10 +204,12 @@ def relative_attention(
     r"""Attention with Transformer-XL's relative scores $A_{ij}$ (module docstring).
 
     Without autograd, only the position term (b) + (d) is materialised, as the
-    additive bias of the fused kernel (:func:`~implementations._helpers.softmax_attention`),
-    which computes the content term (a) + (c) and the softmax without storing scores.
-    The fused CPU kernel has no gradient for that bias, so when one is needed this
-    runs :func:`reference_relative_attention`, which builds every term explicitly.
+    additive bias of the fused kernel
+    ([`softmax_attention`][implementations._helpers.softmax_attention]), which computes the content
+    term (a) + (c) and the softmax without storing scores. The fused CPU kernel has no gradient for
+    that bias, so when one is needed this runs
+    [`reference_relative_attention`][implementations.transformer_xl.reference_relative_attention],
+    which builds every term explicitly.
 
     Queries are the last ``n_q`` of the ``n_k`` key positions (the keys before them are
     the memory, always visible).
@@ -217,6 +229,8 @@ def relative_attention(
         ``[b, h, n_q, dv]``.
 
     Examples:
+        >>> import torch
+        >>> from implementations.transformer_xl import relative_attention
         >>> q, k = torch.randn(1, 2, 3, 4), torch.randn(1, 2, 5, 4)
         >>> r, u = torch.randn(2, 5, 4), torch.zeros(2, 4)
         >>> relative_attention(q, k, k, r, u, u).shape
@@ -247,12 +261,19 @@ def reference_relative_attention(
     v_bias: Tensor,
     causal: bool = True,
 ) -> Tensor:
-    r"""The readable form of :func:`relative_attention` (same arguments and result).
+    r"""The readable form of
+    [`relative_attention`][implementations.transformer_xl.relative_attention] (same arguments and
+    result).
 
     Builds the content scores (a) + (c) and the shifted position scores (b) + (d) as
     separate ``[b, h, n_q, n_k]`` tensors, adds them and applies one masked softmax.
 
     Examples:
+        >>> import torch
+        >>> from implementations.transformer_xl import (
+        ...     reference_relative_attention,
+        ...     relative_attention,
+        ... )
         >>> q, k = torch.randn(1, 2, 3, 4), torch.randn(1, 2, 5, 4)
         >>> r, u = torch.randn(2, 5, 4), torch.zeros(2, 4)
         >>> torch.allclose(reference_relative_attention(q, k, k, r, u, u),
@@ -275,10 +296,10 @@ def reference_relative_attention(
 class RelativeSegmentAttention(nn.Module):
     """Transformer-XL's relative attention of a segment over ``[context; segment]``.
 
-    The part shared by the memory mechanisms: :class:`TransformerXL` (one FIFO memory)
-    and :class:`~implementations.compressive_transformer.CompressiveTransformer`
-    (a memory plus a compressed memory) subclass it and add their own ``forward`` and
-    memory type.
+    The part shared by the memory mechanisms:
+    [`TransformerXL`][implementations.transformer_xl.TransformerXL] (one FIFO memory) and
+    [`CompressiveTransformer`][implementations.compressive_transformer.CompressiveTransformer] (a
+    memory plus a compressed memory) subclass it and add their own ``forward`` and memory type.
 
     Args:
         dim: Model width $d$.
@@ -352,6 +373,9 @@ class TransformerXL(RelativeSegmentAttention):
         >>> y.shape, memory.shape  # 20 states seen, the last 16 kept
         (torch.Size([2, 10, 32]), torch.Size([2, 16, 32]))
     """
+
+    # Checked by implementations.build; other integers lie in [1, 2**20].
+    option_ranges: ClassVar[dict[str, Range]] = {"mem_len": (0, 2**20)}
 
     def forward(self, x: Tensor, memory: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """``x`` ``[b, n, dim]``, ``memory`` ``[b, m, dim]`` or None -> ``(y, new memory)``."""

@@ -7,15 +7,19 @@ as soon as its module registers itself. What is checked (see the implementation 
 * shapes, dtypes and finite outputs (float32 and bfloat16), for several lengths;
 * gradients reach every parameter;
 * batch elements are independent;
-* the key-padding mask is respected (``attention`` and ``downsample`` kinds);
+* the key-padding mask is respected (every kind but ``memory``, whose contract has none),
+  and inside the Transformer for every attention-slot mechanism with every feed-forward;
+* bad arguments fail with a clear error naming them: every option at out-of-range values,
+  a non-bool ``causal``, an empty sequence;
 * causal variants leak nothing from the future (where the catalog says the paper decodes,
   or, without a catalog entry, where the mechanism registers ``supports_causal``);
 * seeded determinism;
 * the mechanism runs inside :class:`implementations.transformer.Transformer`;
 * the same on CUDA when available.
 
-Sizes are tiny (``dim`` 32, 4 heads, n = 37 so that block sizes never divide it); where a
-mechanism's paper defaults are huge, :data:`SMALL_OPTIONS` overrides them.
+Every mechanism is called through ``implementations.apply``, which knows each kind's
+contract. Sizes are tiny (``dim`` 32, 4 heads, n = 37 so that block sizes never divide
+it); where a mechanism's paper defaults are huge, ``SMALL_OPTIONS`` overrides them.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import copy
 import functools
 import importlib.util
 import inspect
+import math
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -32,6 +37,7 @@ import torch
 from torch import Tensor, nn
 
 import implementations
+from implementations import Applied
 from implementations.transformer import Transformer
 
 DIM, HEADS, N, BATCH = 32, 4, 37, 2
@@ -61,7 +67,7 @@ SMALL_OPTIONS: dict[str, dict[str, Any]] = {
     },
     "product-key-memory": {"n_keys": 16, "k_dim": 32, "topk": 4},
     "random-feature-attention": {"nb_features": 16},
-    "reformer": {"bucket_size": 4, "n_hashes": 2},
+    "reformer": {"bucket_size": 8, "n_hashes": 2},  # 10 buckets of 4 at n = 37
     "routing-transformer": {"n_clusters": 4},
     "scaling-transformers": {"block_size": 8, "d_lowrank": 8},
     "set-transformer": {"num_inducing_points": 5},
@@ -87,7 +93,7 @@ def kind_of(id: str) -> str:
 
 
 def small_options(id: str) -> dict[str, Any]:
-    """:data:`SMALL_OPTIONS` of ``id`` that it still has (see ``test_small_options_exist``)."""
+    """``SMALL_OPTIONS`` of ``id`` that it still has (see ``test_small_options_exist``)."""
     known = implementations.mechanism(id).options
     return {k: v for k, v in SMALL_OPTIONS.get(id, {}).items() if k in known}
 
@@ -99,36 +105,26 @@ def make(id: str, causal: bool = False, seed: int = 0, device: str = "cpu") -> n
     return module.to(device)
 
 
-def aux_of(module: nn.Module) -> Tensor | float:
-    """The auxiliary loss a module left as an attribute (e.g. a reconstruction loss), or 0."""
-    aux = getattr(module, "aux_loss", None)
-    return aux.float() if isinstance(aux, Tensor) else 0.0
-
-
 def call(
     module: nn.Module,
     x: Tensor,
     mask: Tensor | None = None,
     memory: Any = None,
     seed: int | None = 0,
-) -> tuple[Tensor, Any]:
-    """Run ``module`` under its kind's contract.
-
-    Returns ``(y, memory)``, ``(y, aux_loss)`` or ``(y, None)`` by kind.
+) -> Applied:
+    """Run ``module`` under its kind's contract, through ``implementations.apply``.
 
     It reseeds first, so mechanisms that draw randomness in forward (random features, hash
     rotations) draw the same numbers in the runs a test compares.
     """
     if seed is not None:
         torch.manual_seed(seed)
-    kind = module.kind
-    if kind in ("attention", "downsample"):
-        return module(x, mask=mask), None
-    if kind == "memory":
-        y, new_memory = module(x, memory=memory)
-        return y, new_memory
-    y, aux_loss = module(x)
-    return y, aux_loss
+    return implementations.apply(module, x, mask, memory=memory)
+
+
+def takes_mask(module: nn.Module) -> bool:
+    """Whether the kind's contract has a key-padding mask (all but ``memory``)."""
+    return module.kind != "memory"
 
 
 def tensors(tree: Any) -> Iterator[Tensor]:
@@ -261,40 +257,35 @@ def test_documented(id: str) -> None:
 def test_shapes_and_finite(id: str, causal: bool, n: int) -> None:
     module = make(id, causal)
     x = torch.randn(BATCH, n, DIM)
-    y, extra = call(module, x)
-    assert y.shape == (BATCH, expected_length(module, n), DIM)
-    assert y.dtype == x.dtype
-    assert torch.isfinite(y).all()
-    if module.kind == "ffn":
-        assert extra.dim() == 0 and torch.isfinite(extra)
+    out = call(module, x)
+    assert out.y.shape == (BATCH, expected_length(module, n), DIM)
+    assert out.y.dtype == x.dtype
+    assert torch.isfinite(out.y).all()
+    assert out.aux_loss.dim() == 0 and torch.isfinite(out.aux_loss)
     if module.kind == "memory":
-        assert all(torch.isfinite(t).all() for t in tensors(extra))
-        y2, _ = call(module, torch.randn(BATCH, n, DIM), memory=extra)
-        assert y2.shape == y.shape and torch.isfinite(y2).all()
+        assert all(torch.isfinite(t).all() for t in tensors(out.memory))
+        y2 = call(module, torch.randn(BATCH, n, DIM), memory=out.memory).y
+        assert y2.shape == out.y.shape and torch.isfinite(y2).all()
 
 
 @each_causal
 def test_masked_forward_is_finite(id: str, causal: bool) -> None:
     """Even padded positions (and fully masked causal rows) must stay finite."""
     module = make(id, causal)
-    if module.kind not in ("attention", "downsample"):
+    if not takes_mask(module):
         pytest.skip("no padding mask in this kind's contract")
-    y, _ = call(module, torch.randn(BATCH, N, DIM), padding_mask())
-    assert torch.isfinite(y).all()
+    assert torch.isfinite(call(module, torch.randn(BATCH, N, DIM), padding_mask()).y).all()
 
 
 @each_causal
 def test_gradients_reach_every_parameter(id: str, causal: bool) -> None:
     module = make(id, causal).train()
     x = torch.randn(BATCH, N, DIM, requires_grad=True)
-    mask = padding_mask() if module.kind in ("attention", "downsample") else None
-    y, extra = call(module, x, mask)
-    loss = y.float().sum() + aux_of(module)
-    if module.kind == "ffn":
-        loss = loss + extra
+    out = call(module, x, padding_mask() if takes_mask(module) else None)
+    loss = out.y.float().sum() + out.aux_loss
     if module.kind == "memory":  # a second segment, so memory-only parameters are used
-        y2, _ = call(module, torch.randn(BATCH, N, DIM), memory=extra)
-        loss = loss + y2.float().sum() + aux_of(module)
+        out2 = call(module, torch.randn(BATCH, N, DIM), memory=out.memory)
+        loss = loss + out2.y.float().sum() + out2.aux_loss
     loss.backward()
     assert x.grad is not None and torch.isfinite(x.grad).all()
     for name, p in module.named_parameters():
@@ -310,9 +301,9 @@ def test_batch_independence(id: str, causal: bool) -> None:
     x_other = x.clone()
     x_other[1] = torch.randn(N, DIM) * 2
     with torch.no_grad():
-        y, _ = call(module, x)
-        y_other, _ = call(module, x_other)
-        y_alone, _ = call(module, x[:1])
+        y = call(module, x).y
+        y_other = call(module, x_other).y
+        y_alone = call(module, x[:1]).y
     torch.testing.assert_close(y_other[0], y[0], atol=ATOL, rtol=RTOL)
     torch.testing.assert_close(y_alone[0], y[0], atol=ATOL, rtol=RTOL)
 
@@ -321,22 +312,22 @@ def test_batch_independence(id: str, causal: bool) -> None:
 def test_padding_mask_is_respected(id: str, causal: bool) -> None:
     """Changing padded tokens leaves real tokens' outputs unchanged; all-True == no mask."""
     module = make(id, causal).eval()
-    if module.kind not in ("attention", "downsample"):
+    if not takes_mask(module):
         pytest.skip("no padding mask in this kind's contract")
     x = torch.randn(BATCH, N, DIM)
-    if module.kind == "attention":
+    if module.kind != "downsample":
         mask = padding_mask()
     else:  # outputs map to windows of inputs: keep a clean prefix of 24 real tokens
         mask = torch.ones(BATCH, N, dtype=torch.bool)
         mask[0, 24:] = False
     x_changed = torch.where(mask[..., None], x, torch.randn_like(x) * 2 + 1)
     with torch.no_grad():
-        y, _ = call(module, x, mask)
-        y_changed, _ = call(module, x_changed, mask)
-        y_nomask, _ = call(module, x)
-        y_allreal, _ = call(module, x, torch.ones(BATCH, N, dtype=torch.bool))
+        y = call(module, x, mask).y
+        y_changed = call(module, x_changed, mask).y
+        y_nomask = call(module, x).y
+        y_allreal = call(module, x, torch.ones(BATCH, N, dtype=torch.bool)).y
     torch.testing.assert_close(y_allreal, y_nomask, atol=ATOL, rtol=RTOL)
-    if module.kind == "attention":
+    if module.kind != "downsample":
         torch.testing.assert_close(y_changed[mask], y[mask], atol=ATOL, rtol=RTOL)
     else:
         real = module.output_length(24)
@@ -354,12 +345,12 @@ def test_causal_leaks_nothing_from_the_future(id: str) -> None:
     module = make(id, causal=True).eval()
     x = torch.randn(BATCH, N, DIM)
     with torch.no_grad():
-        memory = call(module, torch.randn(BATCH, N, DIM))[1] if module.kind == "memory" else None
-        y, _ = call(module, x, memory=memory)
+        memory = call(module, torch.randn(BATCH, N, DIM)).memory
+        y = call(module, x, memory=memory).y
         for t in (1, 13, 30, N - 1):
             x_future = x.clone()
             x_future[:, t:] = torch.randn(BATCH, N - t, DIM) * 2
-            y_future, _ = call(module, x_future, memory=memory)
+            y_future = call(module, x_future, memory=memory).y
             # For downsampling, an output may cover a window that straddles t.
             before = max(module.output_length(t) - 1, 0) if module.kind == "downsample" else t
             torch.testing.assert_close(
@@ -378,8 +369,8 @@ def test_seeded_determinism(id: str, causal: bool) -> None:
     outputs = []
     for _ in range(2):
         module = make(id, causal, seed=123).train()
-        used_mask = mask if module.kind in ("attention", "downsample") else None
-        outputs.append(call(module, x, used_mask, seed=7)[0])
+        used_mask = mask if takes_mask(module) else None
+        outputs.append(call(module, x, used_mask, seed=7).y)
     torch.testing.assert_close(outputs[0], outputs[1], atol=0, rtol=0)
 
 
@@ -389,16 +380,17 @@ def test_bfloat16(id: str, causal: bool) -> None:
     module32 = make(id, causal).eval()
     module16 = copy.deepcopy(module32).to(torch.bfloat16)
     x = torch.randn(BATCH, N, DIM)
-    mask = padding_mask() if module32.kind in ("attention", "downsample") else None
+    mask = padding_mask() if takes_mask(module32) else None
     with torch.no_grad():
-        y32, _ = call(module32, x, mask)
-    y16, extra = call(module16, x.to(torch.bfloat16), mask)  # eval too: same routing noise
+        y32 = call(module32, x, mask).y
+    out16 = call(module16, x.to(torch.bfloat16), mask)  # eval too: same routing noise
+    y16 = out16.y
     assert y16.dtype == torch.bfloat16
     assert torch.isfinite(y16).all()
-    rows = mask if mask is not None and module32.kind == "attention" else slice(None)
+    rows = mask if mask is not None and module32.kind != "downsample" else slice(None)
     err = (y16.float() - y32)[rows].abs().mean() / y32[rows].abs().mean()
     assert err < 0.1, f"mean relative error of bfloat16 vs float32 is {err:.3f}"
-    loss = y16.float().sum() + (extra.float() if module16.kind == "ffn" else 0)
+    loss = y16.float().sum() + out16.aux_loss
     loss.backward()
     for name, p in module16.named_parameters():
         assert p.grad is None or torch.isfinite(p.grad).all(), f"non-finite grad in {name}"
@@ -449,17 +441,210 @@ def test_cuda(id: str, causal: bool) -> None:
     """Same module on CUDA: runs in float32 and bfloat16, respects the mask, backward works."""
     module = make(id, causal, device="cuda").eval()
     x = torch.randn(BATCH, N, DIM, device="cuda")
-    uses_mask = module.kind in ("attention", "downsample")
-    mask = padding_mask(device="cuda") if uses_mask else None
+    mask = padding_mask(device="cuda") if takes_mask(module) else None
     with torch.no_grad():
-        y, _ = call(module, x, mask)
+        y = call(module, x, mask).y
         assert y.device.type == "cuda" and torch.isfinite(y).all()
-        if module.kind == "attention":
+        if mask is not None and module.kind != "downsample":
             x_changed = torch.where(mask[..., None], x, torch.randn_like(x))
-            y_changed, _ = call(module, x_changed, mask)
+            y_changed = call(module, x_changed, mask).y
             torch.testing.assert_close(y_changed[mask], y[mask], atol=1e-4, rtol=1e-3)
     module16 = copy.deepcopy(module).to(torch.bfloat16).train()
-    y16, extra = call(module16, x.to(torch.bfloat16), mask)
+    out16 = call(module16, x.to(torch.bfloat16), mask)
+    y16 = out16.y
     assert y16.dtype == torch.bfloat16 and torch.isfinite(y16).all()
-    loss = y16.float().sum() + (extra.float() if module16.kind == "ffn" else 0)
+    loss = y16.float().sum() + out16.aux_loss
     loss.backward()
+
+
+# --------------------------------------------------------------------------- padding in a model
+
+ATTENTION_SLOT = [id for id in IDS if kind_of(id) in ("attention", "downsample")]
+FFN_SLOT: list[str | None] = [None, *implementations.available("ffn")]  # None: the plain MLP
+
+
+def _is_token_choice_moe(id: str) -> bool:
+    from implementations._moe import TokenChoiceMoE
+
+    return issubclass(implementations.mechanism(id).cls, TokenChoiceMoE)
+
+
+def transformer(attention: str, ffn: str | None, causal: bool = False) -> Transformer:
+    torch.manual_seed(0)
+    model = Transformer(
+        DIM,
+        depth=2,
+        heads=HEADS,
+        attention=attention,
+        ffn=ffn,
+        causal=causal,
+        attention_options=small_options(attention),
+        ffn_options=small_options(ffn) if ffn is not None else None,
+    )
+    return model.eval()
+
+
+@pytest.mark.parametrize("side", ["left", "right"])
+@pytest.mark.parametrize("ffn", FFN_SLOT, ids=lambda f: f or "mlp")
+@pytest.mark.parametrize("attention", ATTENTION_SLOT)
+def test_padding_never_changes_real_tokens_in_a_transformer(
+    attention: str, ffn: str | None, side: str
+) -> None:
+    """Every attention-slot mechanism with every feed-forward: padded values never leak."""
+    model = transformer(attention, ffn)
+    x = torch.randn(BATCH, N, DIM)
+    mask = torch.ones(BATCH, N, dtype=torch.bool)
+    pad = slice(0, 7) if side == "left" else slice(N - 7, N)
+    mask[1, pad] = False
+    if kind_of(attention) == "downsample" and side == "left":
+        mask[1, pad] = True  # pooled windows are positional: pad only on the right there
+        mask[0, N - 13 :] = False
+    x_changed = torch.where(mask[..., None], x, torch.randn_like(x) * 3 + 1)
+    with torch.no_grad():  # reseeded: random features and hash rotations drawn alike
+        torch.manual_seed(1)
+        out = model(x, mask)
+        torch.manual_seed(1)
+        changed = model(x_changed, mask)
+    assert out.mask is not None
+    if kind_of(attention) == "downsample":  # outputs whose window holds only real tokens
+        layer = model.attns[0]
+        real = [layer.output_length(layer.output_length(int(m.sum()))) - 1 for m in mask]
+        for b, r in enumerate(real):
+            torch.testing.assert_close(changed.y[b, :r], out.y[b, :r], atol=ATOL, rtol=RTOL)
+    else:
+        torch.testing.assert_close(changed.y[mask], out.y[mask], atol=ATOL, rtol=RTOL)
+
+
+# Token-choice mixtures of experts size their expert capacity from the group's length, as
+# in the papers' implementations, so adding padding can change which tokens overflow.
+POSITION_WISE_FFN = [f for f in FFN_SLOT if f is None or not _is_token_choice_moe(f)]
+
+
+@pytest.mark.parametrize("side", ["left", "right"])
+@pytest.mark.parametrize("ffn", POSITION_WISE_FFN, ids=lambda f: f or "mlp")
+def test_appended_padding_changes_nothing_with_exact_attention(ffn: str | None, side: str) -> None:
+    """With dense attention and a position-wise feed-forward, a padded sequence's real
+    tokens equal the unpadded run's."""
+    model = transformer("dense", ffn)
+    x = torch.randn(1, 24, DIM)
+    filler = torch.randn(1, 9, DIM) * 3
+    padded = torch.cat([filler, x], 1) if side == "left" else torch.cat([x, filler], 1)
+    mask = torch.ones(1, 33, dtype=torch.bool)
+    mask[:, :9] = side != "left"
+    mask[:, 24:] = side == "left"
+    if side == "left":
+        mask[:, 9:] = True
+    with torch.no_grad():
+        alone = model(x).y
+        with_padding = model(padded, mask).y  # dense and every ffn draw no randomness in eval
+    torch.testing.assert_close(with_padding[mask].view(1, 24, DIM), alone, atol=ATOL, rtol=RTOL)
+
+
+# --------------------------------------------------------------------------- bad arguments
+
+
+def _int_cases() -> list[Any]:
+    cases = []
+    for id in IDS:
+        record = implementations.mechanism(id)
+        for name, allowed in record.option_types.items():
+            if int in allowed or tuple in allowed:
+                for value in (0, -1, 10**12):
+                    cases.append(pytest.param(id, name, value, id=f"{id}-{name}={value}"))
+    return cases
+
+
+def _float_cases() -> list[Any]:
+    cases = []
+    for id in IDS:
+        for name, allowed in implementations.mechanism(id).option_types.items():
+            if float in allowed:
+                for value in (-0.1, 1.5, math.nan, math.inf):
+                    cases.append(pytest.param(id, name, value, id=f"{id}-{name}={value}"))
+    return cases
+
+
+def _inside(value: float, bounds: tuple[Any, ...]) -> bool:
+    low, high, brackets = (*bounds, "[]")[:3]
+    above = value > low if brackets[0] == "(" else value >= low
+    return above and (value < high if brackets[1] == ")" else value <= high)
+
+
+@pytest.mark.parametrize(("id", "name", "value"), _int_cases())
+def test_integer_options_out_of_range_are_named(id: str, name: str, value: int) -> None:
+    """0, -1 and 10**12 fail with a ValueError naming the option, unless declared valid."""
+    record = implementations.mechanism(id)
+    bounds = record.option_ranges[name]
+    assert bounds[1] <= 2**20, f"{name} allows values up to {bounds[1]}: bound it"
+    given: Any = value
+    if int not in record.option_types[name]:  # a tuple option: every item is checked
+        given = (value, value)
+    if _inside(value, bounds):
+        assert value == 0, f"{name} of {id} accepts {value}"
+        return  # 0 is a declared valid value (e.g. no global tokens); other checks apply
+    with pytest.raises(ValueError, match=name):
+        implementations.build(id, dim=DIM, heads=HEADS, **{name: given})
+
+
+@pytest.mark.parametrize(("id", "name", "value"), _float_cases())
+def test_float_options_out_of_range_are_named(id: str, name: str, value: float) -> None:
+    bounds = implementations.mechanism(id).option_ranges[name]
+    if _inside(value, bounds):
+        implementations.build(id, dim=DIM, heads=HEADS, **small_options(id), **{name: value})
+        return
+    with pytest.raises(ValueError, match=name):
+        implementations.build(id, dim=DIM, heads=HEADS, **{name: value})
+
+
+@by_id
+def test_option_types_are_checked(id: str) -> None:
+    """A string where a number or flag belongs fails with a TypeError naming the option."""
+    for name, allowed in implementations.mechanism(id).option_types.items():
+        if str in allowed or object in allowed:
+            continue
+        with pytest.raises((TypeError, ValueError), match=name):
+            implementations.build(id, dim=DIM, heads=HEADS, **{name: "many"})
+
+
+@by_id
+def test_causal_must_be_a_bool(id: str) -> None:
+    with pytest.raises(TypeError, match="causal"):
+        implementations.build(id, dim=DIM, heads=HEADS, causal="no")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("dim", "heads"), [(0, 4), (32, 0), (-32, 4), (2**30, 1), (32.0, 4)])
+def test_dim_and_heads_are_checked(dim: Any, heads: Any) -> None:
+    with pytest.raises((TypeError, ValueError), match=r"dim|heads"):
+        implementations.build("dense", dim=dim, heads=heads)
+
+
+@by_id
+def test_empty_sequence_is_refused(id: str) -> None:
+    """n = 0 fails on entry to forward, naming the length, for every kind."""
+    module = make(id)
+    with pytest.raises(ValueError, match="length"):
+        module(torch.randn(BATCH, 0, DIM))
+    with pytest.raises(ValueError, match="length"):
+        call(module, torch.randn(BATCH, 0, DIM))
+
+
+@by_id
+def test_bad_inputs_are_named(id: str) -> None:
+    module = make(id)
+    with pytest.raises(ValueError, match=r"\[batch, n, dim\]"):
+        module(torch.randn(N, DIM))
+    if takes_mask(module):
+        with pytest.raises(TypeError, match="mask"):
+            call(module, torch.randn(BATCH, N, DIM), torch.ones(BATCH, N))
+        with pytest.raises(ValueError, match="mask"):
+            call(module, torch.randn(BATCH, N, DIM), torch.ones(BATCH, N + 1, dtype=torch.bool))
+
+
+def test_apply_refuses_what_a_kind_cannot_take() -> None:
+    memory_layer = make(implementations.available("memory")[0])
+    with pytest.raises(ValueError, match="padding mask"):
+        call(memory_layer, torch.randn(BATCH, N, DIM), padding_mask())
+    with pytest.raises(ValueError, match="memory"):
+        call(make("dense"), torch.randn(BATCH, N, DIM), memory=torch.zeros(1))
+    with pytest.raises(ValueError, match="kind"):
+        implementations.apply(nn.Identity(), torch.randn(BATCH, N, DIM))

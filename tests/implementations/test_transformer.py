@@ -101,7 +101,8 @@ def test_funnel_residual_is_pooled_like_its_queries() -> None:
     layer = model.attns[0]
     x = torch.randn(2, 5, 16)
     mask = torch.tensor([[True] * 5, [True, True, True, False, False]])
-    residual, pooled_mask = model._downsample_residual(layer, x, mask, 3)
+    residual = model._pool_residual(layer, x, mask, 3)
+    pooled_mask = implementations.apply(layer, x, mask).mask
     expected, expected_mask = pool(x, mask, stride=2)
     torch.testing.assert_close(residual, expected)
     assert pooled_mask.tolist() == expected_mask.tolist() == [[True] * 3, [True, True, False]]

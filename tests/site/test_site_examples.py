@@ -16,40 +16,9 @@ from tools.catalog import load_catalog
 from tools.catalog.mechanisms import declared_mechanisms
 from tools.site.blocks import collect
 
-# How many >>> examples of each built page fail in a fresh interpreter today (94 of 129,
-# at commit a91b0369: NameError, missing imports). The docstrings in implementations/ are
-# being rewritten to import what they use; EMPTY THIS DICT as they are fixed. A page with
-# a different count fails the test either way, so the list can only shrink.
-EXPECTED_FAILURES: dict[str, int] = {
-    "papers/adaptive-sparse-transformer/index.html": 2,
-    "papers/axial-transformer/index.html": 1,
-    "papers/big-bird/index.html": 2,
-    "papers/blockwise/index.html": 2,
-    "papers/cluster-former/index.html": 4,
-    "papers/compressive-transformer/index.html": 1,
-    "papers/etc/index.html": 1,
-    "papers/funnel-transformer/index.html": 3,
-    "papers/image-transformer/index.html": 2,
-    "papers/linear-transformer/index.html": 4,
-    "papers/linformer/index.html": 1,
-    "papers/long-short-transformer/index.html": 2,
-    "papers/longformer/index.html": 2,
-    "papers/luna/index.html": 3,
-    "papers/memory-compressed/index.html": 3,
-    "papers/nystromformer/index.html": 3,
-    "papers/performer/index.html": 3,
-    "papers/poolingformer/index.html": 3,
-    "papers/product-key-memory/index.html": 1,
-    "papers/random-feature-attention/index.html": 2,
-    "papers/reformer/index.html": 3,
-    "papers/routing-transformer/index.html": 3,
-    "papers/set-transformer/index.html": 2,
-    "papers/sinkhorn-transformer/index.html": 5,
-    "papers/sparse-transformer/index.html": 1,
-    "papers/synthesizer/index.html": 1,
-    "papers/transformer-xl/index.html": 5,
-    "reference/index.html": 29,
-}
+# Pages whose >>> examples may fail in a fresh interpreter, with how many: none. Every
+# example must import what it uses; a page listed here with a different count fails too.
+EXPECTED_FAILURES: dict[str, int] = {}
 
 # Highlighted source listings (reference/source/) are code to read, not examples to run.
 LISTINGS = "reference/source/"

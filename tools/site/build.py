@@ -1,8 +1,8 @@
-"""``build``: generate, then ``mkdocs build --strict``, timed, then check what was built.
+r"""``build``: generate, then ``mkdocs build --strict``, timed, then check what was built.
 
 After MkDocs, every built page is scanned for markup that did not render: Sphinx roles
 (``:func:`x```), which mkdocstrings does not resolve, and LaTeX outside the math that
-KaTeX renders (``$$``, ``\\left``, ``\\mathrm``). They are listed; with
+KaTeX renders (``$$``, ``\left``, ``\mathrm``). They are listed; with
 :data:`STRICT_API_DOCS` on, the build fails on them.
 
 How a docstring cross-references so that mkdocstrings (autorefs) resolves it::
@@ -13,7 +13,7 @@ How a docstring cross-references so that mkdocstrings (autorefs) resolves it::
 Examples:
     >>> leftover_markup('<p>see :func:<code>f</code> and <code>:class:`x`</code></p>')
     [':func:<code>f</code>']
-    >>> leftover_markup('<span class="arithmatex">\\(\\mathrm{x}\\)</span> $$ y $$')
+    >>> leftover_markup(r'<span class="arithmatex">\(\mathrm{x}\)</span> $$ y $$')
     ['$$', '$$']
 """
 
@@ -35,7 +35,7 @@ from tools.site.pages.citation import pinned, updated_stamp
 # THE switch: True makes `python -m tools.site build` fail on any raw Sphinx role or raw
 # LaTeX left in a built page. Off until implementations/ docstrings use autorefs
 # cross-references; while off, the build lists what it found and succeeds.
-STRICT_API_DOCS = False
+STRICT_API_DOCS = True
 
 # Text that readers never see as such: code, scripts, and the math KaTeX renders.
 _HIDDEN = re.compile(

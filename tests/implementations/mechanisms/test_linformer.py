@@ -90,3 +90,12 @@ def test_longer_than_max_seq_len_is_rejected() -> None:
 def test_bad_sharing_is_rejected() -> None:
     with pytest.raises(ValueError, match="sharing"):
         implementations.build("linformer", dim=DIM, heads=H, sharing="all")
+
+
+def test_docstring_states_theorem_2() -> None:
+    """The bound is the paper's Theorem 2, not the looser k = O(d / eps^2)."""
+    import implementations.linformer as module
+
+    text = module.__doc__ or ""
+    assert r"\min\{\Theta(9 d \log d / \epsilon^2),\ 5\Theta(\log n / \epsilon^2)\}" in text
+    assert r"O(d / \epsilon^2)" not in text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import math
 
 import pytest
@@ -136,9 +137,17 @@ def test_angular_hash_is_scale_invariant_and_antipodal() -> None:
     torch.testing.assert_close(hash_buckets(-x, rotations), (buckets + 4) % 8)
 
 
-def test_default_bucket_count_is_n_over_m_even() -> None:
+def test_default_bucket_count_follows_the_paper() -> None:
+    """Chunks of m hold two average buckets: n_buckets = 2n / m (Reformer, Section 2)."""
     layer = implementations.build("reformer", dim=8, heads=1, bucket_size=4)
-    assert [layer.buckets_for(n) for n in (1, 4, 9, 12, 16)] == [2, 2, 4, 4, 4]
+    assert [layer.buckets_for(n) for n in (1, 4, 9, 12, 16)] == [2, 2, 6, 6, 8]
+    for n in (64, 256, 4096):
+        m = 64
+        paper = implementations.build("reformer", dim=8, heads=1, bucket_size=m)
+        assert m == 2 * n // paper.buckets_for(n)  # the paper's m = 2l / n_buckets
+    doc = implementations.mechanism("reformer").cls.__module__
+    text = importlib.import_module(doc).__doc__ or ""
+    assert "m = 2l / n_{buckets}" in text and "$2n / m$" in text
 
 
 def test_invalid_options_are_rejected() -> None:
