@@ -128,3 +128,13 @@ def test_every_page_has_a_dated_stamp(built_site: BuiltSite) -> None:
     for path in pages:
         text = visible_text(path)
         assert re.search(r"Last updated \d{4}-\d{2}-\d{2}", text), path
+
+
+def test_plots_have_no_hard_coded_white_background(built_site: BuiltSite) -> None:
+    """Point 9: plots sit on the page's colour, so the dark palette can take them."""
+    plots = sorted((built_site.site / "generated").rglob("*.svg"))
+    assert plots, "the site has plots"
+    for plot in plots:
+        text = plot.read_text(encoding="utf-8").lower()
+        assert 'fill="#ffffff"' not in text and 'fill="#fff"' not in text, plot.name
+        assert 'fill="white"' not in text, plot.name

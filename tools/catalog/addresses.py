@@ -85,28 +85,6 @@ def pinned_source_url(location: DeclaredMechanism, commit: str, repo: str | None
     return f"{repo or project.repo_url()}/blob/{commit}/{location.path}{location.fragment}"
 
 
-def shipped_source_path(location: DeclaredMechanism) -> str:
-    """Where the site ships a copy of the class's file, relative to ``docs/``.
-
-    The site links this copy when the repository's address is not configured.
-
-    Examples:
-        >>> shipped_source_path(declared_mechanisms()["performer"])
-        'generated/source/implementations/performer.py'
-    """
-    return f"generated/source/{location.path}"
-
-
-def shipped_source_url(location: DeclaredMechanism, from_page: str) -> str:
-    """The shipped copy of the class's file, linked from the page ``from_page`` of ``docs/``.
-
-    Examples:
-        >>> shipped_source_url(declared_mechanisms()["performer"], "papers/performer.md")
-        '../generated/source/implementations/performer.py'
-    """
-    return "../" * from_page.count("/") + shipped_source_path(location)
-
-
 def source_location(entry: Entry) -> DeclaredMechanism | None:
     """The main class of ``entry``'s implementation and its line range, or None.
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from markupsafe import Markup
 
 from tools.catalog import Catalog, Complexity, Entry, MeasurementFile
-from tools.catalog.addresses import pinned_source_url, shipped_source_url
+from tools.catalog.addresses import pinned_source_url
 from tools.catalog.citations import split_name
 from tools.catalog.complexity import ComplexityError, Growth, parse
 from tools.catalog.measurements import Figure, Result
@@ -92,12 +92,12 @@ class SiteContext:
     repo_url: str | None = None
     commit: str | None = None
 
-    def source_link(self, info: DeclaredMechanism, from_page: str) -> str:
-        """The implementation's source: pinned to the commit in the repository when its
-        address is known, else the copy of the file shipped with the site."""
+    def source_link(self, info: DeclaredMechanism) -> str | None:
+        """The implementation's source in the repository, pinned to the commit, when the
+        repository's address is configured (the site's own source pages are always there)."""
         if self.repo_url and self.commit:
             return pinned_source_url(info, self.commit, self.repo_url)
-        return shipped_source_url(info, from_page)
+        return None
 
     def measured(self, id: str) -> list[tuple[Measurement, Result]]:
         """The measurements of ``id``, non-causal first, in measurement-file order."""

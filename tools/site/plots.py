@@ -202,7 +202,7 @@ def _panel(
     if not points:
         parts.append(
             f'<text x="{left + width / 2:.1f}" y="{top + height / 2:.1f}" text-anchor="middle" '
-            f'font-size="12" fill="#666">no data</text>'
+            f'font-size="12" fill="#777">no data</text>'
         )
         return parts
     axes = _Axes(
@@ -286,11 +286,12 @@ def _caption_height(text: str) -> float:
 
 
 def svg_document(width: float, height: float, body: list[str], label: str) -> str:
+    """A standalone SVG with a transparent background, so that it sits on the page's own
+    colour in light and dark mode (the site's CSS inverts plots on the dark palette)."""
     return (
         f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width:g} {height:g}" '
         f'width="{width:g}" height="{height:g}" role="img" aria-label="{xml_text(label)}" '
-        f'style="{FONT}">'
-        f'<rect width="100%" height="100%" fill="#ffffff"/>' + "".join(body) + "</svg>\n"
+        f'style="{FONT}">' + "".join(body) + "</svg>\n"
     )
 
 

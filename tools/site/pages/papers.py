@@ -107,7 +107,6 @@ def paper_data(
     slugs: Mapping[str, str],
     plot_path: str | None,
 ) -> PaperPage:
-    page = f"papers/{entry.id}.md"
     # Search matches words as typed: "nystrom" must find "Nyströmformer".
     plain = [fold(text) for text in (entry.name, entry.title) if fold(text) != text]
     decoding = _DECODING[entry.decode]
@@ -121,8 +120,7 @@ def paper_data(
         snippet = usage_snippet(info, causal=False, options=options)
         if info.supports_causal:
             causal_snippet = usage_snippet(info, causal=True, options=options)
-        if context.repo_url and context.commit:
-            source = context.source_link(info, page)
+        source = context.source_link(info) or ""
         source_page = "../" + source_page_path(info.path)
         build_call = (
             f'import implementations\n\nlayer = implementations.build("{info.id}", '
