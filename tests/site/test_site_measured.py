@@ -16,6 +16,7 @@ import pytest
 from tools.catalog import Catalog, load_catalog
 from tools.site.context import SiteContext
 from tools.site.generate import site_context
+from tools.site.pages import render_pages
 from tools.site.pages.benchmarks import benchmark_plots, benchmarks_page
 from tools.site.pages.comparison import comparison_page
 from tools.site.pages.complexity import complexity_data, paper_plot
@@ -118,3 +119,11 @@ def test_the_platform_is_named_next_to_measured_figures(shipped) -> None:
     assert data.crossings and data.crossings[0][0].startswith(file.machine.processor)
     for label, _ in data.crossings:
         assert any(label.startswith(processor) for processor in processors), label
+
+
+def test_a_paper_page_names_each_platform_once_and_apart(shipped) -> None:
+    page = render_pages(*shipped)["papers/performer.md"]
+    sentence = unescape(re.search(r"Measured on (.*?); figures and ratios", page).group(1))
+    platforms = [part.strip("* ") for part in sentence.split("; ")]
+    assert len(platforms) == len(set(platforms)) >= 2
+    assert all(re.search(r", \d+ threads, \w+, batch \d+$", platform) for platform in platforms)
