@@ -30,3 +30,9 @@ def test_quick_start_is_exactly_two_commands() -> None:
     assert len(commands) == 2
     assert "pip install -e '.[dev]'" in commands[0] and "python -m tools.site serve" in commands[0]
     assert commands[1].split("#")[0].strip() == "python -m pytest"
+
+
+def test_every_test_file_the_readme_names_exists() -> None:
+    named = set(re.findall(r"tests/[\w/]+\.py", README))
+    assert named, "the README points readers at the tests that hold its promises"
+    assert sorted(path for path in named if not (ROOT / path).is_file()) == []
