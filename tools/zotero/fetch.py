@@ -111,7 +111,11 @@ def fetch_from_api(options: SyncOptions, store: Store) -> Fetched:
 
 def _fetch_in_batches(source: ZoteroSource, keys: list[str]) -> list[dict[str, Any]]:
     with progress(len(keys), "Zotero items") as bar:
-        return source.items_by_key(keys, on_batch=bar.update)
+
+        def advance(count: int) -> None:
+            bar.update(count)
+
+        return source.items_by_key(keys, on_batch=advance)
 
 
 def _fetch_web(source: ZoteroSource, watermark: Watermark, full: bool) -> Fetched:
