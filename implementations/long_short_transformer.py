@@ -92,6 +92,89 @@ from implementations._registry import register
 __all__ = ["LongShortTransformer", "attention", "reference_attention"]
 
 
+def _segment_windows(
+    q: Tensor, k: Tensor, v: Tensor, mask: Tensor, window_size: int, causal: bool
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    r"""Gather the short-term window of every block of queries.
+
+    Bidirectional: segments of $w$ queries, each seeing its own segment and $\tfrac12 w$ keys on
+    each side (``Tensor.unfold``). Causal: the $w$ most recent keys
+    ([`sliding_window_blocks`][implementations._helpers.sliding_window_blocks]).
+
+    Args:
+        q: Queries ``[b, h, n, d]``.
+        k: Window keys ``[b, h, n, d]``.
+        v: Window values ``[b, h, n, d]``.
+        mask: Bool key-padding mask ``[b, n]``, True = real token.
+        window_size: $w$ (see [`attention`][implementations.long_short_transformer.attention]).
+        causal: Causal sliding window instead of segments.
+
+    Returns:
+        ``(q_blocks, k_win, v_win, win_ok)``: queries ``[b, h, nb, c, d]``, their window keys
+        and values ``[b, h, nb, L, d]``, and ``win_ok``, bool, broadcastable to
+        ``[b, 1, nb, c, L]`` (inside the window and a real key).
+
+    Examples:
+        >>> import torch
+        >>> from implementations.long_short_transformer import _segment_windows
+        >>> q, mask = torch.randn(2, 4, 50, 8), torch.ones(2, 50, dtype=torch.bool)
+        >>> [tuple(t.shape) for t in _segment_windows(q, q, q, mask, 8, causal=False)]
+        [(2, 4, 7, 8, 8), (2, 4, 7, 16, 8), (2, 4, 7, 16, 8), (2, 1, 7, 1, 16)]
+    """
+    if causal:
+        blocks = sliding_window_blocks(q, k, v, window_size - 1, 0, mask[:, None])
+        return blocks.q, blocks.k, blocks.v, blocks.allowed
+    # Segment s (queries s*w .. s*w + w - 1) sees keys s*w - e .. (s+1)*w + e - 1.
+    w, e = window_size, window_size // 2
+    q_blocks = chunk(pad_to_multiple(q, w)[0], w)  # [b, h, nb, w, d]
+    k_pad = F.pad(pad_to_multiple(k, w)[0], (0, 0, e, e))  # [b, h, nb * w + 2e, d]
+    v_pad = F.pad(pad_to_multiple(v, w)[0], (0, 0, e, e))
+    m_pad = F.pad(pad_to_multiple(mask, w, dim=-1, value=False)[0], (e, e), value=False)
+    k_win = k_pad.unfold(-2, w + 2 * e, w).transpose(-1, -2)  # [b, h, nb, w + 2e, d]
+    v_win = v_pad.unfold(-2, w + 2 * e, w).transpose(-1, -2)  # [b, h, nb, w + 2e, d]
+    win_ok = m_pad.unfold(-1, w + 2 * e, w)[:, None, :, None, :]  # [b, 1, nb, 1, w + 2e]
+    return q_blocks, k_win, v_win, win_ok
+
+
+def _projected_keys_ok(
+    k_bar: Tensor,
+    bar_mask: Tensor | None,
+    causal: bool,
+    bar_segment: Tensor | None,
+    segment_size: int,
+    n_blocks: int,
+    c: int,
+) -> Tensor:
+    """Which projected keys each blocked query may see: real ones, and causally earlier segments.
+
+    Returns:
+        Bool, broadcastable to ``[b, 1, nb, c, n_bar]``: ``bar_mask`` (if given), and for
+        ``causal`` only keys with ``bar_segment[e] < t // segment_size`` at position ``t``.
+
+    Examples:
+        >>> import torch
+        >>> from implementations.long_short_transformer import _projected_keys_ok
+        >>> ok = _projected_keys_ok(torch.zeros(1, 1, 2, 4), None, True, torch.tensor([0, 1]),
+        ...                         segment_size=2, n_blocks=2, c=2)
+        >>> ok.int()  # [nb, c, n_bar]: positions 2, 3 (segment 1) see segment 0
+        tensor([[[0, 0],
+                 [0, 0]],
+        <BLANKLINE>
+                [[1, 0],
+                 [1, 0]]], dtype=torch.int32)
+    """
+    bar_ok = torch.ones(k_bar.shape[-2], dtype=torch.bool, device=k_bar.device)
+    if bar_mask is not None:
+        bar_ok = bar_mask[:, None, None, None, :]  # [b, 1, 1, 1, n_bar]
+    if causal:
+        if bar_segment is None:
+            raise ValueError("causal attention needs bar_segment")
+        position = torch.arange(n_blocks * c, device=k_bar.device).view(n_blocks, c)  # [nb, c]
+        earlier = bar_segment.to(k_bar.device) < (position // segment_size)[..., None]
+        bar_ok = bar_ok & earlier  # [nb, c, n_bar]
+    return bar_ok
+
+
 def attention(
     q: Tensor,
     k: Tensor,
@@ -143,30 +226,9 @@ def attention(
     scale = 1.0 / math.sqrt(d)
     mask = torch.ones(b, n, dtype=torch.bool, device=q.device) if mask is None else mask
 
-    if causal:
-        blocks = sliding_window_blocks(q, k, v, window_size - 1, 0, mask[:, None])
-        q_blocks, k_win, v_win, win_ok = blocks.q, blocks.k, blocks.v, blocks.allowed
-    else:
-        # Segment s (queries s*w .. s*w + w - 1) sees keys s*w - e .. (s+1)*w + e - 1.
-        w, e = window_size, window_size // 2
-        q_blocks = chunk(pad_to_multiple(q, w)[0], w)  # [b, h, nb, w, d]
-        k_pad = F.pad(pad_to_multiple(k, w)[0], (0, 0, e, e))  # [b, h, nb * w + 2e, d]
-        v_pad = F.pad(pad_to_multiple(v, w)[0], (0, 0, e, e))
-        m_pad = F.pad(pad_to_multiple(mask, w, dim=-1, value=False)[0], (e, e), value=False)
-        k_win = k_pad.unfold(-2, w + 2 * e, w).transpose(-1, -2)  # [b, h, nb, w + 2e, d]
-        v_win = v_pad.unfold(-2, w + 2 * e, w).transpose(-1, -2)  # [b, h, nb, w + 2e, d]
-        win_ok = m_pad.unfold(-1, w + 2 * e, w)[:, None, :, None, :]  # [b, 1, nb, 1, w + 2e]
-
+    q_blocks, k_win, v_win, win_ok = _segment_windows(q, k, v, mask, window_size, causal)
     n_blocks, c = q_blocks.shape[-3:-1]
-    bar_ok = torch.ones(k_bar.shape[-2], dtype=torch.bool, device=q.device)
-    if bar_mask is not None:
-        bar_ok = bar_mask[:, None, None, None, :]  # [b, 1, 1, 1, n_bar]
-    if causal:
-        if bar_segment is None:
-            raise ValueError("causal attention needs bar_segment")
-        position = torch.arange(n_blocks * c, device=q.device).view(n_blocks, c)  # [nb, c]
-        earlier = bar_segment.to(q.device) < (position // segment_size)[..., None]  # [nb, c, n_bar]
-        bar_ok = bar_ok & earlier
+    bar_ok = _projected_keys_ok(k_bar, bar_mask, causal, bar_segment, segment_size, n_blocks, c)
 
     shape = (b, 1, n_blocks, c)
     allowed = torch.cat([win_ok.expand(*shape, -1), bar_ok.expand(*shape, -1)], dim=-1)
@@ -206,32 +268,11 @@ def reference_attention(
     scale = 1.0 / math.sqrt(d)
     mask = torch.ones(b, n, dtype=torch.bool, device=q.device) if mask is None else mask
 
-    if causal:
-        blocks = sliding_window_blocks(q, k, v, window_size - 1, 0, mask[:, None])
-        q_blocks, k_win, v_win, win_ok = blocks.q, blocks.k, blocks.v, blocks.allowed
-    else:
-        # Segment s (queries s*w .. s*w + w - 1) sees keys s*w - e .. (s+1)*w + e - 1.
-        w, e = window_size, window_size // 2
-        q_blocks = chunk(pad_to_multiple(q, w)[0], w)  # [b, h, nb, w, d]
-        k_pad = F.pad(pad_to_multiple(k, w)[0], (0, 0, e, e))  # [b, h, nb * w + 2e, d]
-        v_pad = F.pad(pad_to_multiple(v, w)[0], (0, 0, e, e))
-        m_pad = F.pad(pad_to_multiple(mask, w, dim=-1, value=False)[0], (e, e), value=False)
-        k_win = k_pad.unfold(-2, w + 2 * e, w).transpose(-1, -2)  # [b, h, nb, w + 2e, d]
-        v_win = v_pad.unfold(-2, w + 2 * e, w).transpose(-1, -2)  # [b, h, nb, w + 2e, d]
-        win_ok = m_pad.unfold(-1, w + 2 * e, w)[:, None, :, None, :]  # [b, 1, nb, 1, w + 2e]
-
+    q_blocks, k_win, v_win, win_ok = _segment_windows(q, k, v, mask, window_size, causal)
     n_blocks, c = q_blocks.shape[-3:-1]
     scores_win = torch.einsum("...cd,...ld->...cl", q_blocks, k_win)  # [b, h, nb, c, L]
     scores_bar = torch.einsum("bhncd,bhed->bhnce", q_blocks, k_bar)  # [b, h, nb, c, n_bar]
-    bar_ok = torch.ones(k_bar.shape[-2], dtype=torch.bool, device=q.device)
-    if bar_mask is not None:
-        bar_ok = bar_mask[:, None, None, None, :]  # [b, 1, 1, 1, n_bar]
-    if causal:
-        if bar_segment is None:
-            raise ValueError("causal attention needs bar_segment")
-        position = torch.arange(n_blocks * c, device=q.device).view(n_blocks, c)  # [nb, c]
-        earlier = bar_segment.to(q.device) < (position // segment_size)[..., None]  # [nb, c, n_bar]
-        bar_ok = bar_ok & earlier
+    bar_ok = _projected_keys_ok(k_bar, bar_mask, causal, bar_segment, segment_size, n_blocks, c)
 
     shape = (b, 1, n_blocks, c)
     scores = torch.cat([scores_win, scores_bar], dim=-1) * scale  # [b, h, nb, c, L + n_bar]

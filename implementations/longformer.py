@@ -73,6 +73,7 @@ from torch import Tensor, nn
 
 from implementations._helpers import (
     HeadProjections,
+    WindowBlocks,
     chunk,
     default_mask,
     masked_softmax,
@@ -84,6 +85,136 @@ from implementations._helpers import (
 from implementations._registry import Range, register
 
 __all__ = ["Longformer", "attention", "reference_attention"]
+
+
+def _dilated_windows(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    mask: Tensor,
+    half: int,
+    dilation: int,
+    causal: bool,
+    g: int,
+) -> WindowBlocks:
+    """Lay out the dilated sliding window as blocks, one residue class of positions at a time.
+
+    Args:
+        q: ``[b, h, n, d]``.
+        k: ``[b, h, n, d]``.
+        v: ``[b, h, n, d]``.
+        mask: Bool key-padding mask ``[b, n]``, True = real token.
+        half: Half-width of the window, in dilated steps.
+        dilation: $d$.
+        causal: Left-only window.
+        g: Number of global tokens (left out of the windows: they have their own columns).
+
+    Returns:
+        [`WindowBlocks`][implementations._helpers.WindowBlocks] with leading dimensions
+        ``[b, h, r, nb]`` (``allowed``: ``[b, 1, r, nb, c, L]``); undo the blocking with
+        ``_merge_with_global_rows``.
+
+    Examples:
+        >>> import torch
+        >>> from implementations.longformer import _dilated_windows
+        >>> q, mask = torch.randn(2, 4, 50, 8), torch.ones(2, 50, dtype=torch.bool)
+        >>> blocks = _dilated_windows(q, q, q, mask, half=4, dilation=2, causal=False, g=3)
+        >>> [tuple(t.shape) for t in (blocks.q, blocks.k, blocks.allowed)]
+        [(2, 4, 2, 7, 4, 8), (2, 4, 2, 7, 12, 8), (2, 1, 2, 7, 4, 12)]
+    """
+    n = q.shape[-2]
+    position = torch.arange(n, device=q.device)
+    # Global keys are reached through their own columns; dropping them from the
+    # windows keeps each counted once in the softmax.
+    window_keys_ok = mask & (position >= g)  # [b, n]
+
+    # Split into the d residue classes i = m * d + r; the dilated window is a plain window
+    # of half-width `half` on each class.
+    qd, _ = pad_to_multiple(q, dilation)
+    kd, _ = pad_to_multiple(k, dilation)
+    vd, _ = pad_to_multiple(v, dilation)
+    keys_ok, _ = pad_to_multiple(window_keys_ok, dilation, dim=-1, value=False)
+    # [b, h, n, d] -> [b, h, r, m, d]: residue class r holds positions r, r + d, r + 2d, ...
+    qd, kd, vd = (rearrange(t, "b h (m r) e -> b h r m e", r=dilation) for t in (qd, kd, vd))
+    keys_ok = rearrange(keys_ok, "b (m r) -> b 1 r m", r=dilation)  # [b, 1, r, m]
+    after = 0 if causal else half
+    return sliding_window_blocks(qd, kd, vd, before=half, after=after, mask=keys_ok)
+
+
+def _global_keys_ok(mask: Tensor, g: int, causal: bool, dilation: int, c: int) -> Tensor:
+    """Which of the ``g`` global keys each blocked query of ``_dilated_windows`` may see.
+
+    Returns:
+        Bool ``[b, 1, 1, 1, 1, g]`` (real keys), or for ``causal`` ``[b, 1, r, nb, c, g]``
+        (also at most the query's position), broadcastable to ``[b, 1, r, nb, c, g]``.
+
+    Examples:
+        >>> import torch
+        >>> from implementations.longformer import _global_keys_ok
+        >>> ok = _global_keys_ok(torch.ones(1, 6, dtype=torch.bool), 2, True, dilation=2, c=3)
+        >>> ok[0, 0, :, 0, :, 1].int()  # [r, c]: query positions 0 2 4 | 1 3 5 see key 1
+        tensor([[0, 1, 1],
+                [1, 1, 1]], dtype=torch.int32)
+    """
+    n = mask.shape[-1]
+    glob_ok = mask[:, None, None, None, None, :g]  # [b, 1, 1, 1, 1, g]
+    if causal:
+        # Position of every blocked query, laid out like the blocked queries.
+        position = torch.arange(n, device=mask.device)
+        pos, _ = pad_to_multiple(position, dilation, dim=-1, value=n)
+        pos = rearrange(pos, "(m r) -> r m", r=dilation)  # [r, m]
+        pos = chunk(pad_to_multiple(pos, c, dim=-1, value=n)[0], c, dim=-1)  # [r, nb, c]
+        glob_ok = glob_ok & (torch.arange(g, device=mask.device) <= pos[..., None])
+    return glob_ok
+
+
+def _merge_with_global_rows(
+    out: Tensor,
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    mask: Tensor,
+    g: int,
+    causal: bool,
+    global_qkv: tuple[Tensor, Tensor, Tensor] | None,
+) -> Tensor:
+    """Undo the blocking of ``_dilated_windows``; then the ``g`` global rows attend to every token.
+
+    Args:
+        out: Windowed outputs ``[b, h, r, nb, c, d]``.
+        q, k, v: The inputs ``[b, h, n, d]`` (for ``n``, and the global rows by default).
+        mask: Bool key-padding mask ``[b, n]``.
+        g: Number of global tokens (0: none).
+        causal: A global row sees only the tokens up to its own position.
+        global_qkv: ``(Q_g, K_g, V_g)``, or None for ``(q, k, v)``.
+
+    Returns:
+        ``[b, h, n, d]``.
+
+    Examples:
+        >>> import torch
+        >>> from implementations.longformer import _merge_with_global_rows
+        >>> q, mask = torch.randn(1, 2, 5, 4), torch.ones(1, 5, dtype=torch.bool)
+        >>> out = torch.randn(1, 2, 2, 1, 3, 4)  # [b, h, r, nb, c, d] for dilation 2
+        >>> _merge_with_global_rows(out, q, q, q, mask, g=1, causal=False, global_qkv=None).shape
+        torch.Size([1, 2, 5, 4])
+    """
+    n, dilation = q.shape[-2], out.shape[2]
+    # Undo the blocking and the residue-class split.
+    m = -(-n // dilation)  # positions per residue class
+    out = out.flatten(-3, -2)[..., :m, :]  # [b, h, r, m, d]
+    out = rearrange(out, "b h r m e -> b h (m r) e")[:, :, :n]  # [b, h, n, d]
+
+    if g > 0:
+        # Global rows: each global token attends to every (real, and for causal earlier) token.
+        position = torch.arange(n, device=q.device)
+        qg, kg, vg = (q, k, v) if global_qkv is None else global_qkv
+        rows_ok = mask[:, None, None, :]  # [b, 1, 1, n]
+        if causal:
+            rows_ok = rows_ok & (position[None, :] <= position[:g, None])  # [b, 1, g, n]
+        glob_rows = softmax_attention(qg[:, :, :g], kg, vg, rows_ok)  # [b, h, g, d]
+        out = torch.cat([glob_rows, out[:, :, g:]], dim=2)  # [b, h, n, d]
+    return out
 
 
 def attention(
@@ -134,22 +265,7 @@ def attention(
     scale = 1.0 / math.sqrt(d)
     if mask is None:
         mask = torch.ones(b, n, dtype=torch.bool, device=q.device)  # [b, n] bools: cheap
-    position = torch.arange(n, device=q.device)
-    # Global keys are reached through their own columns below; dropping them from the
-    # windows keeps each counted once in the softmax.
-    window_keys_ok = mask & (position >= g)  # [b, n]
-
-    # Split into the d residue classes i = m * d + r; the dilated window is a plain window
-    # of half-width `half` on each class.
-    qd, _ = pad_to_multiple(q, dilation)
-    kd, _ = pad_to_multiple(k, dilation)
-    vd, _ = pad_to_multiple(v, dilation)
-    keys_ok, _ = pad_to_multiple(window_keys_ok, dilation, dim=-1, value=False)
-    # [b, h, n, d] -> [b, h, r, m, d]: residue class r holds positions r, r + d, r + 2d, ...
-    qd, kd, vd = (rearrange(t, "b h (m r) e -> b h r m e", r=dilation) for t in (qd, kd, vd))
-    keys_ok = rearrange(keys_ok, "b (m r) -> b 1 r m", r=dilation)  # [b, 1, r, m]
-    after = 0 if causal else half
-    blocks = sliding_window_blocks(qd, kd, vd, before=half, after=after, mask=keys_ok)
+    blocks = _dilated_windows(q, k, v, mask, half, dilation, causal, g)
     keys, values = blocks.k, blocks.v  # [b, h, r, nb, L, d]
     allowed = blocks.allowed  # [b, 1, r, nb, c, L]
 
@@ -159,14 +275,7 @@ def attention(
         lead = blocks.q.shape[:-2]  # [b, h, r, nb]
         keys = torch.cat([keys, k_glob[:, :, None, None].expand(*lead, -1, -1)], dim=-2)
         values = torch.cat([values, v_glob[:, :, None, None].expand(*lead, -1, -1)], dim=-2)
-        glob_ok = mask[:, None, None, None, None, :g]  # [b, 1, 1, 1, 1, g]
-        if causal:
-            # Position of every blocked query, laid out like blocks.q.
-            c = blocks.q.shape[-2]
-            pos, _ = pad_to_multiple(position, dilation, dim=-1, value=n)
-            pos = rearrange(pos, "(m r) -> r m", r=dilation)  # [r, m]
-            pos = chunk(pad_to_multiple(pos, c, dim=-1, value=n)[0], c, dim=-1)  # [r, nb, c]
-            glob_ok = glob_ok & (torch.arange(g, device=q.device) <= pos[..., None])
+        glob_ok = _global_keys_ok(mask, g, causal, dilation, blocks.q.shape[-2])
         shape = torch.broadcast_shapes(allowed.shape[:-1], glob_ok.shape[:-1])
         allowed = torch.cat(
             [allowed.expand(*shape, -1), glob_ok.expand(*shape, -1)], dim=-1
@@ -175,20 +284,7 @@ def attention(
     # Fused softmax over [window keys; global keys] for every block of every class.
     out = softmax_attention(blocks.q, keys, values, allowed, scale=scale)  # [b, h, r, nb, c, d]
 
-    # Undo the blocking and the residue-class split.
-    m = qd.shape[-2]
-    out = out.flatten(-3, -2)[..., :m, :]  # [b, h, r, m, d]
-    out = rearrange(out, "b h r m e -> b h (m r) e")[:, :, :n]  # [b, h, n, d]
-
-    if g > 0:
-        # Global rows: each global token attends to every (real, and for causal earlier) token.
-        qg, kg, vg = (q, k, v) if global_qkv is None else global_qkv
-        rows_ok = mask[:, None, None, :]  # [b, 1, 1, n]
-        if causal:
-            rows_ok = rows_ok & (position[None, :] <= position[:g, None])  # [b, 1, g, n]
-        glob_rows = softmax_attention(qg[:, :, :g], kg, vg, rows_ok)  # [b, h, g, d]
-        out = torch.cat([glob_rows, out[:, :, g:]], dim=2)  # [b, h, n, d]
-    return out
+    return _merge_with_global_rows(out, q, k, v, mask, g, causal, global_qkv)
 
 
 def reference_attention(
@@ -219,22 +315,7 @@ def reference_attention(
     g = min(global_tokens, n)
     scale = 1.0 / math.sqrt(d)
     mask = torch.ones(b, n, dtype=torch.bool, device=q.device) if mask is None else mask
-    position = torch.arange(n, device=q.device)
-    # Global keys are reached through their own columns below; dropping them from the
-    # windows keeps each counted once in the softmax.
-    window_keys_ok = mask & (position >= g)  # [b, n]
-
-    # Split into the d residue classes i = m * d + r; the dilated window is a plain window
-    # of half-width `half` on each class.
-    qd, _ = pad_to_multiple(q, dilation)
-    kd, _ = pad_to_multiple(k, dilation)
-    vd, _ = pad_to_multiple(v, dilation)
-    keys_ok, _ = pad_to_multiple(window_keys_ok, dilation, dim=-1, value=False)
-    # [b, h, n, d] -> [b, h, r, m, d]: residue class r holds positions r, r + d, r + 2d, ...
-    qd, kd, vd = (rearrange(t, "b h (m r) e -> b h r m e", r=dilation) for t in (qd, kd, vd))
-    keys_ok = rearrange(keys_ok, "b (m r) -> b 1 r m", r=dilation)  # [b, 1, r, m]
-    after = 0 if causal else half
-    blocks = sliding_window_blocks(qd, kd, vd, before=half, after=after, mask=keys_ok)
+    blocks = _dilated_windows(q, k, v, mask, half, dilation, causal, g)
     scores = torch.einsum("...cd,...ld->...cl", blocks.q, blocks.k) * scale  # [b, h, r, nb, c, L]
     allowed = blocks.allowed  # [b, 1, r, nb, c, L]
 
@@ -242,14 +323,7 @@ def reference_attention(
         # Every query also scores the g global keys (K_s), in the same block layout.
         k_glob, v_glob = k[:, :, :g], v[:, :, :g]  # [b, h, g, d]
         glob_scores = torch.einsum("bhrncd,bhgd->bhrncg", blocks.q, k_glob) * scale
-        glob_ok = mask[:, None, None, None, None, :g]  # [b, 1, 1, 1, 1, g]
-        if causal:
-            # Position of every blocked query, laid out like blocks.q.
-            c = blocks.q.shape[-2]
-            pos, _ = pad_to_multiple(position, dilation, dim=-1, value=n)
-            pos = rearrange(pos, "(m r) -> r m", r=dilation)  # [r, m]
-            pos = chunk(pad_to_multiple(pos, c, dim=-1, value=n)[0], c, dim=-1)  # [r, nb, c]
-            glob_ok = glob_ok & (torch.arange(g, device=q.device) <= pos[..., None])
+        glob_ok = _global_keys_ok(mask, g, causal, dilation, blocks.q.shape[-2])
         scores = torch.cat([scores, glob_scores], dim=-1)  # [b, h, r, nb, c, L + g]
         shape = torch.broadcast_shapes(allowed.shape[:-1], glob_ok.shape[:-1])
         allowed = torch.cat(
@@ -262,20 +336,7 @@ def reference_attention(
     if g > 0:
         out = out + torch.einsum("bhrncg,bhgd->bhrncd", probs[..., length:], v_glob)
 
-    # Undo the blocking and the residue-class split.
-    m = qd.shape[-2]
-    out = out.flatten(-3, -2)[..., :m, :]  # [b, h, r, m, d]
-    out = rearrange(out, "b h r m e -> b h (m r) e")[:, :, :n]  # [b, h, n, d]
-
-    if g > 0:
-        # Global rows: each global token attends to every (real, and for causal earlier) token.
-        qg, kg, vg = (q, k, v) if global_qkv is None else global_qkv
-        rows_ok = mask[:, None, None, :]  # [b, 1, 1, n]
-        if causal:
-            rows_ok = rows_ok & (position[None, :] <= position[:g, None])  # [b, 1, g, n]
-        glob_rows = softmax_attention(qg[:, :, :g], kg, vg, rows_ok)  # [b, h, g, d]
-        out = torch.cat([glob_rows, out[:, :, g:]], dim=2)  # [b, h, n, d]
-    return out
+    return _merge_with_global_rows(out, q, k, v, mask, g, causal, global_qkv)
 
 
 @register("longformer", kind="attention", supports_causal=True)

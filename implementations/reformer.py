@@ -126,6 +126,135 @@ def hash_buckets(x: Tensor, rotations: Tensor) -> Tensor:
     return torch.cat([rotated, -rotated], dim=-1).argmax(dim=-1)
 
 
+def _rotations(qk: Tensor, n_buckets: int, n_hashes: int, rotations: Tensor | None) -> Tensor:
+    """Check ``n_buckets`` and ``rotations``; draw ``[h, d, n_hashes, n_buckets // 2]`` if None.
+
+    Examples:
+        >>> import torch
+        >>> from implementations.reformer import _rotations
+        >>> _rotations(torch.zeros(2, 3, 5, 4), n_buckets=8, n_hashes=2, rotations=None).shape
+        torch.Size([3, 4, 2, 4])
+    """
+    _, h, _, d = qk.shape
+    if n_buckets != 1 and (n_buckets < 2 or n_buckets % 2):
+        raise ValueError(f"n_buckets must be 1 or an even number >= 2, got {n_buckets}")
+    if rotations is None:
+        rotations = torch.randn(h, d, n_hashes, n_buckets // 2, device=qk.device)
+    if rotations.shape[-1] != n_buckets // 2:
+        raise ValueError(f"rotations must end in n_buckets // 2 = {n_buckets // 2} columns")
+    return rotations
+
+
+def _sort_by_bucket(
+    qk: Tensor, rotations: Tensor, n_buckets: int, mask: Tensor | None
+) -> tuple[Tensor, Tensor | None, Tensor, Tensor]:
+    """Hash every round and sort the positions by (bucket, position).
+
+    Padding (``mask`` False) goes to an extra last bucket ``n_buckets``, so it never
+    shifts real tokens' chunks.
+
+    Args:
+        qk: ``[b, h, N, d]`` (``N`` padded to a multiple of the chunk length).
+        rotations: ``[h, d, rounds, n_buckets // 2]``.
+        n_buckets: Buckets per round.
+        mask: Bool ``[b, N]``, True = real token, or None (all real).
+
+    Returns:
+        ``(buckets, real, order, undo)``, each ``[b, h, r, N]``: the bucket ids, ``mask``
+        expanded (None without one), ``order[s]`` the position of sorted index ``s``, and
+        ``undo`` the sorted index of each position.
+
+    Examples:
+        >>> import torch
+        >>> from implementations.reformer import _sort_by_bucket
+        >>> qk = torch.randn(1, 2, 6, 4)
+        >>> buckets, real, order, undo = _sort_by_bucket(qk, torch.randn(2, 4, 3, 2), 4, None)
+        >>> bool((buckets.gather(-1, order).diff(dim=-1) >= 0).all()), real
+        (True, None)
+    """
+    length = qk.shape[-2]
+    positions = torch.arange(length, device=qk.device)
+    buckets = hash_buckets(qk, rotations)  # [b, h, r, N]
+    real = None
+    if mask is not None:
+        real = mask[:, None, None, :].expand_as(buckets)  # [b, h, r, N]
+        buckets = buckets.masked_fill(~real, n_buckets)
+    # Sort by (bucket, position); `order[s]` is the position of sorted index s.
+    order = (buckets * length + positions).argsort(dim=-1)  # [b, h, r, N]
+    undo = order.argsort(dim=-1)  # sorted index of each position
+    return buckets, real, order, undo
+
+
+def _look_back(t: Tensor, m: int, value: float = 0) -> Tensor:
+    """Chunks of ``m`` sorted rows, each with the previous chunk: ``[.., N, e] -> [.., C, 2m, e]``.
+
+    Metadata gets a trailing axis first so that it is treated like ``[.., m, 1]`` rows;
+    the first chunk's missing predecessor is filled with ``value``.
+
+    Examples:
+        >>> import torch
+        >>> from implementations.reformer import _look_back
+        >>> _look_back(torch.arange(4.0)[:, None], 2, value=-1)[..., 0]
+        tensor([[-1., -1.,  0.,  1.],
+                [ 0.,  1.,  2.,  3.]])
+    """
+    return look_around(chunk(t, m), before=1, value=value)  # [.., C, 2m, e]
+
+
+def _sorted_chunks(
+    q_sorted: Tensor, k_sorted: Tensor, v_sorted: Tensor, bucket_sorted: Tensor, m: int
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """Chunk the sorted queries; give each chunk its own and the previous chunk's keys.
+
+    Args:
+        q_sorted: ``[b, h, r, N, d]``.
+        k_sorted: ``[b, h, r, N, d]``.
+        v_sorted: ``[b, h, r, N, dv]``.
+        bucket_sorted: ``[b, h, r, N]``.
+        m: Chunk length.
+
+    Returns:
+        ``(q_c, k_c, v_c, q_bucket, k_bucket)``: ``[b, h, r, C, m, d]``,
+        ``[b, h, r, C, 2m, d]``, ``[b, h, r, C, 2m, dv]``, ``[b, h, r, C, m, 1]`` and
+        ``[b, h, r, C, 1, 2m]`` (compare the buckets to get ``[.., C, m, 2m]``).
+
+    Examples:
+        >>> import torch
+        >>> from implementations.reformer import _sorted_chunks
+        >>> x, ids = torch.randn(1, 2, 3, 8, 4), torch.zeros(1, 2, 3, 8, dtype=torch.long)
+        >>> [tuple(t.shape) for t in _sorted_chunks(x, x, x, ids, 4)][::2]
+        [(1, 2, 3, 2, 4, 4), (1, 2, 3, 2, 8, 4), (1, 2, 3, 2, 1, 8)]
+    """
+    q_c = chunk(q_sorted, m)  # [b, h, r, C, m, d]
+    k_c, v_c = _look_back(k_sorted, m), _look_back(v_sorted, m)  # [b, h, r, C, 2m, d]
+    q_bucket = chunk(bucket_sorted, m, dim=-1)[..., :, None]  # [b, h, r, C, m, 1]
+    k_bucket = _look_back(bucket_sorted[..., None], m)[..., None, :, 0]  # [b, h, r, C, 1, 2m]
+    return q_c, k_c, v_c, q_bucket, k_bucket
+
+
+def _lonely(allowed: Tensor, order: Tensor, undo: Tensor) -> Tensor:
+    """Which sorted queries have no allowed key in any round: ``[b, h, r, C, m]``, sorted order.
+
+    Args:
+        allowed: Bool ``[b, h, r, C, m, 2m]``.
+        order: ``[b, h, r, N]``, the position of each sorted index.
+        undo: ``[b, h, r, N]``, the sorted index of each position.
+
+    Examples:
+        >>> import torch
+        >>> from implementations.reformer import _lonely
+        >>> allowed = torch.zeros(1, 1, 1, 2, 2, 4, dtype=torch.bool)
+        >>> allowed[..., 0, 0, 3] = True  # sorted index 0 has a key
+        >>> order = torch.arange(4).view(1, 1, 1, 4)
+        >>> _lonely(allowed, order, order).flatten()
+        tensor([False,  True,  True,  True])
+    """
+    m = allowed.shape[-2]
+    has_other = allowed.any(dim=-1).flatten(-2, -1)  # [b, h, r, N] in sorted order
+    lonely = ~has_other.gather(-1, undo).any(dim=2, keepdim=True)  # [b, h, 1, N]
+    return chunk(lonely.expand_as(order).gather(-1, order), m, dim=-1)  # [b, h, r, C, m]
+
+
 def attention(
     qk: Tensor,
     v: Tensor,
@@ -171,31 +300,16 @@ def attention(
         >>> attention(qk, v, n_buckets=4, bucket_size=16, n_hashes=2, causal=True).shape
         torch.Size([2, 4, 50, 8])
     """
-    b, h, n, d = qk.shape
-    if n_buckets != 1 and (n_buckets < 2 or n_buckets % 2):
-        raise ValueError(f"n_buckets must be 1 or an even number >= 2, got {n_buckets}")
-    if rotations is None:
-        rotations = torch.randn(h, d, n_hashes, n_buckets // 2, device=qk.device)
-    if rotations.shape[-1] != n_buckets // 2:
-        raise ValueError(f"rotations must end in n_buckets // 2 = {n_buckets // 2} columns")
+    b, _, n, d = qk.shape
+    rotations = _rotations(qk, n_buckets, n_hashes, rotations)
     m = min(bucket_size, n)
     if mask is None and n % m:
         mask = torch.ones(b, n, dtype=torch.bool, device=qk.device)  # the alignment padding
     qk, _ = pad_to_multiple(qk, m)
     v, _ = pad_to_multiple(v, m)
-    length = qk.shape[-2]
-    positions = torch.arange(length, device=qk.device)
-
-    # Hash; padding goes to an extra last bucket, so it never shifts real tokens' chunks.
-    buckets = hash_buckets(qk, rotations)  # [b, h, r, N]
-    real = None
     if mask is not None:
         mask, _ = pad_to_multiple(mask, m, dim=-1, value=False)
-        real = mask[:, None, None, :].expand_as(buckets)  # [b, h, r, N]
-        buckets = buckets.masked_fill(~real, n_buckets)
-    # Sort by (bucket, position); `order[s]` is the position of sorted index s.
-    order = (buckets * length + positions).argsort(dim=-1)  # [b, h, r, N]
-    undo = order.argsort(dim=-1)  # sorted index of each position
+    buckets, real, order, undo = _sort_by_bucket(qk, rotations, n_buckets, mask)
 
     # Scale and normalise once per position, then gather for every round: queries carry
     # the 1 / sqrt(d) of the scores, keys are k_j = q_j / |q_j|.
@@ -206,14 +320,9 @@ def attention(
     bucket_sorted = buckets.gather(-1, order)  # [b, h, r, N]
 
     # Chunks of m sorted tokens; each sees its own chunk and the previous one (2m keys).
-    # Metadata gets a trailing axis so look_around treats it like [.., m, 1] rows.
-    def keys_of(t: Tensor, value: float = 0) -> Tensor:
-        return look_around(chunk(t, m), before=1, value=value)  # [b, h, r, C, 2m, .]
-
-    q_c = chunk(q_sorted, m)  # [b, h, r, C, m, d]
-    k_c, v_c = keys_of(k_sorted), keys_of(v_sorted)  # [b, h, r, C, 2m, d]
-    q_bucket = chunk(bucket_sorted, m, dim=-1)[..., :, None]  # [b, h, r, C, m, 1]
-    k_bucket = keys_of(bucket_sorted[..., None])[..., None, :, 0]  # [b, h, r, C, 1, 2m]
+    q_c, k_c, v_c, q_bucket, k_bucket = _sorted_chunks(
+        q_sorted, k_sorted, v_sorted, bucket_sorted, m
+    )
     # Window column j of chunk C holds sorted index (C - 1) m + j, query row i sorted index
     # C m + i, so "not itself" and the causal window are fixed [m, 2m] patterns: within
     # a bucket the sorted order is the positional order.
@@ -223,7 +332,7 @@ def attention(
     # otherwise any column but the query itself.
     pattern = (col >= row) & (col < m + row) if causal else col != m + row  # [m, 2m]
     # The first chunk's window starts with m missing keys.
-    missing = torch.zeros(length // m, 1, 2 * m, dtype=torch.bool, device=qk.device)
+    missing = torch.zeros(qk.shape[-2] // m, 1, 2 * m, dtype=torch.bool, device=qk.device)
     missing[0, :, :m] = True
     allowed = (k_bucket == q_bucket) & (pattern & ~missing)  # [b, h, r, C, m, 2m]
     if real is not None:
@@ -231,9 +340,7 @@ def attention(
         allowed = allowed & k_real[..., None, :]  # [b, h, r, C, 1, 2m]
 
     # Self-attention only for a token with no other target in any round.
-    has_other = allowed.any(dim=-1).flatten(-2, -1)  # [b, h, r, N] in sorted order
-    lonely = ~has_other.gather(-1, undo).any(dim=2, keepdim=True)  # [b, h, 1, N]
-    lonely_sorted = chunk(lonely.expand_as(order).gather(-1, order), m, dim=-1)  # [.., C, m]
+    lonely_sorted = _lonely(allowed, order, undo)  # [b, h, r, C, m]
     # The query itself sits in window column m + i: the diagonal at offset m.
     allowed.diagonal(offset=m, dim1=-2, dim2=-1).logical_or_(lonely_sorted)
 
@@ -279,28 +386,16 @@ def reference_attention(
         ...                attention(qk, v, 4, 16, causal=True, rotations=rot), atol=1e-6)
         True
     """
-    b, h, n, d = qk.shape
-    if n_buckets != 1 and (n_buckets < 2 or n_buckets % 2):
-        raise ValueError(f"n_buckets must be 1 or an even number >= 2, got {n_buckets}")
-    if rotations is None:
-        rotations = torch.randn(h, d, n_hashes, n_buckets // 2, device=qk.device)
-    if rotations.shape[-1] != n_buckets // 2:
-        raise ValueError(f"rotations must end in n_buckets // 2 = {n_buckets // 2} columns")
+    b, _, n, d = qk.shape
+    rotations = _rotations(qk, n_buckets, n_hashes, rotations)
     m = min(bucket_size, n)
     mask = torch.ones(b, n, dtype=torch.bool, device=qk.device) if mask is None else mask
     qk, _ = pad_to_multiple(qk, m)
     v, _ = pad_to_multiple(v, m)
     mask, _ = pad_to_multiple(mask, m, dim=-1, value=False)
-    length = qk.shape[-2]
-    positions = torch.arange(length, device=qk.device)
-
-    # Hash; padding goes to an extra last bucket, so it never shifts real tokens' chunks.
-    buckets = hash_buckets(qk, rotations)  # [b, h, r, N]
-    real = mask[:, None, None, :].expand_as(buckets)  # [b, h, r, N]
-    buckets = buckets.masked_fill(~real, n_buckets)
-    # Sort by (bucket, position); `order[s]` is the position of sorted index s.
-    order = (buckets * length + positions).argsort(dim=-1)  # [b, h, r, N]
-    undo = order.argsort(dim=-1)  # sorted index of each position
+    positions = torch.arange(qk.shape[-2], device=qk.device)
+    buckets, real, order, undo = _sort_by_bucket(qk, rotations, n_buckets, mask)
+    assert real is not None  # a mask was given
 
     q_sorted = gather_positions(qk[:, :, None], order).float()  # [b, h, r, N, d]
     v_sorted = gather_positions(v[:, :, None], order).float()  # [b, h, r, N, dv]
@@ -309,17 +404,12 @@ def reference_attention(
     real_sorted = real.gather(-1, order)  # [b, h, r, N]
 
     # Chunks of m sorted tokens; each sees its own chunk and the previous one (2m keys).
-    # Metadata gets a trailing axis so look_around treats it like [.., m, 1] rows.
-    def keys_of(t: Tensor, value: float = 0) -> Tensor:
-        return look_around(chunk(t, m), before=1, value=value)  # [b, h, r, C, 2m, .]
-
-    q_c = chunk(q_sorted, m)  # [b, h, r, C, m, d]
-    k_c, v_c = keys_of(k_sorted), keys_of(v_sorted)  # [b, h, r, C, 2m, d]
+    q_c, k_c, v_c, q_bucket, k_bucket = _sorted_chunks(
+        q_sorted, k_sorted, v_sorted, bucket_sorted, m
+    )
     q_pos = chunk(order, m, dim=-1)[..., :, None]  # [b, h, r, C, m, 1]
     # Missing keys before the first chunk get position -1: never "self", never real.
-    k_pos = keys_of(order[..., None], value=-1)[..., None, :, 0]  # [b, h, r, C, 1, 2m]
-    q_bucket = chunk(bucket_sorted, m, dim=-1)[..., :, None]  # [b, h, r, C, m, 1]
-    k_bucket = keys_of(bucket_sorted[..., None])[..., None, :, 0]  # [b, h, r, C, 1, 2m]
+    k_pos = _look_back(order[..., None], m, value=-1)[..., None, :, 0]  # [b, h, r, C, 1, 2m]
     k_real = look_around(chunk(real_sorted, m, dim=-1), before=1, value=False)
     k_real = k_real[..., None, :]  # [b, h, r, C, 1, 2m]
 
@@ -331,9 +421,7 @@ def reference_attention(
         allowed = allowed & (k_pos <= q_pos) & (q_idx - k_idx <= m)
 
     # Self-attention only for a token with no other target in any round.
-    has_other = allowed.any(dim=-1).flatten(-2, -1)  # [b, h, r, N] in sorted order
-    lonely = ~has_other.gather(-1, undo).any(dim=2, keepdim=True)  # [b, h, 1, N]
-    lonely_sorted = chunk(lonely.expand_as(order).gather(-1, order), m, dim=-1)  # [.., C, m]
+    lonely_sorted = _lonely(allowed, order, undo)  # [b, h, r, C, m]
     allowed = allowed | ((k_pos == q_pos) & lonely_sorted[..., None])
 
     scores = torch.einsum("...id,...jd->...ij", q_c, k_c) / math.sqrt(d)  # [.., C, m, 2m]
