@@ -165,8 +165,10 @@ def register(id: str, *, kind: Kind, supports_causal: bool = True):
                 f"(missing {undeclared}) and only options (unknown {stray})"
             )
         _MECHANISMS[id] = record
-        cls.mechanism_id = id  # type: ignore[attr-defined]
-        cls.kind = kind  # type: ignore[attr-defined]
+        # Every instance knows its id and kind, so `apply` can call it without a lookup.
+        # (setattr: these are attributes the registry adds to classes it does not own.)
+        setattr(cls, "mechanism_id", id)  # noqa: B010
+        setattr(cls, "kind", kind)  # noqa: B010
         forward = cls.forward  # its own or inherited: checked once either way
         if not hasattr(forward, "__wrapped__"):
             cls.forward = _checking_input(forward, takes_mask=kind != "memory")

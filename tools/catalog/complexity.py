@@ -122,8 +122,9 @@ class _Parser:
         self._take("(")
         growth = self._sum()
         self._take(")")
-        if self._peek() is not None:
-            raise ComplexityError(f"unexpected {self._peek()[1]!r} after ')' in {self.text!r}")  # type: ignore[index]
+        extra = self._peek()
+        if extra is not None:
+            raise ComplexityError(f"unexpected {extra[1]!r} after ')' in {self.text!r}")
         return Parsed(growth, frozenset(self.symbols))
 
     def _sum(self) -> Growth:
