@@ -43,6 +43,7 @@ def test_every_author_of_the_catalog_is_one_person_per_family_and_given_name() -
     assert shared == {
         ("yang", "l"): {"Li Yang", "Liu Yang"},
         ("wang", "s"): {"Shuohang Wang", "Sinong Wang"},
+        ("shen", "y"): {"Yelong Shen", "Yikang Shen"},
     }
 
 

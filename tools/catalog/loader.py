@@ -29,6 +29,7 @@ from tools.catalog.model import SCHEMA_COMMENT, Entry, People, Person, Taxonomy,
 from tools.catalog.names import closest_hint
 from tools.catalog.paths import CATALOG_DIR, display
 from tools.catalog.people import PEOPLE_NAME, person_key
+from tools.catalog.results import RESULTS_FOLDER, Results, ResultsFile, check_results, flatten
 from tools.catalog.yamlio import Problem, line_of, read_yaml, validate
 
 
@@ -42,6 +43,7 @@ class Catalog:
     people: list[Person] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     paths: dict[str, Path] = field(default_factory=dict)
+    results: dict[str, Results] = field(default_factory=dict)
 
     @property
     def papers_dir(self) -> Path:
@@ -105,6 +107,7 @@ def load_catalog(root: Path | None = None) -> Catalog:
         catalog.entries[entry.id] = entry
         catalog.paths[entry.id] = path
     _cross_check(catalog, raw)
+    _load_results(catalog)
     if (catalog.root / JOURNAL_NAME).exists():
         catalog.problems.append(
             Problem(
@@ -116,6 +119,20 @@ def load_catalog(root: Path | None = None) -> Catalog:
         )
     catalog.problems.sort(key=lambda p: (str(p.path), p.line, p.field))
     return catalog
+
+
+def _load_results(catalog: Catalog) -> None:
+    """Read ``results/*.yaml`` (published results), each checked against the entries."""
+    citekeys = {entry.citekey: entry.id for entry in catalog.entries.values()}
+    for path in sorted((catalog.root / RESULTS_FOLDER).glob("*.yaml")):
+        data = read_yaml(path, catalog.problems)
+        if data is None:
+            continue
+        parsed = validate(ResultsFile, data, path, catalog.problems)
+        found = check_results(data, path, catalog.entries, citekeys)
+        catalog.problems.extend(found)
+        if parsed is not None and not found:
+            catalog.results[path.stem] = flatten(parsed)
 
 
 def _load_people(catalog: Catalog) -> None:

@@ -240,7 +240,9 @@ class Entry(_Strict):
         default_factory=list,
         description='Other names people write, e.g. "Big Bird" for BigBird (notes use them)',
     )
-    kind: Literal["model", "survey"]
+    kind: Literal["model", "survey", "benchmark"] = Field(
+        description="model: proposes a mechanism; survey: reviews them; benchmark: measures them"
+    )
     draft: bool = Field(default=False, description="Created by the Zotero sync; fields missing")
     title: Line = Field(min_length=1)
     authors: list[Line] = Field(min_length=1, description='Ordered "Given Family" names')

@@ -35,6 +35,7 @@ GENERATED: tuple[str, ...] = (
     "reference",
     "generated",
     "survey",
+    "lra",
 )
 
 

@@ -7,7 +7,8 @@ Pure functions from a loaded :class:`~tools.catalog.Catalog` and a
 Addresses are stable, since notes and papers cite them: an entry's page is
 ``papers/<id>.md`` (``/papers/<id>/``), a class's ``taxonomy/<code>.md``, the comparison
 table ``comparison/index.md``, a module's source ``reference/source/<module>.md``, the
-survey's Table 1 ``survey/index.md``.
+survey's Table 1 ``survey/index.md``, the published Long Range Arena results
+``lra/index.md``.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from tools.site.context import SiteContext
 from tools.site.pages.benchmarks import benchmark_plots, benchmarks_page
 from tools.site.pages.comparison import comparison_page
 from tools.site.pages.complexity import paper_plot
+from tools.site.pages.lra import lra_page
 from tools.site.pages.papers import paper_page, papers_index
 from tools.site.pages.people import authors_index, person_anchors, timeline_page
 from tools.site.pages.reference import downloads_page, reference_page
@@ -58,5 +60,6 @@ def render_pages(catalog: Catalog, context: SiteContext) -> dict[str, str]:
         implemented.setdefault(info.path, []).append((name, id))
     files.update(source_pages(source_files(), implemented))
     files["survey/index.md"] = survey_page(catalog)
+    files["lra/index.md"] = lra_page(catalog)
     files["generated/home.inc"] = home_include(catalog, context)
     return files

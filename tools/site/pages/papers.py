@@ -23,6 +23,7 @@ from tools.site.context import SiteContext, by_name
 from tools.site.escaping import front_matter, render
 from tools.site.pages.citation import pinned, software_bibtex
 from tools.site.pages.complexity import ComplexityData, complexity_data
+from tools.site.pages.lra import PaperResult, paper_results
 from tools.site.pages.source import INSTALL, ZIP_PATH, source_page_path
 from tools.site.usage import SNIPPET_DIM, SNIPPET_HEADS, usage_snippet
 
@@ -98,6 +99,8 @@ class PaperPage:
     build_call: str
     install: str
     zip_link: str
+    published: list[PaperResult]
+    results_page: bool
 
 
 def paper_data(
@@ -147,6 +150,8 @@ def paper_data(
         build_call=build_call,
         install=INSTALL,
         zip_link="../" + ZIP_PATH,
+        published=paper_results(catalog, entry.id),
+        results_page=entry.id in catalog.results,
     )
 
 
