@@ -141,6 +141,35 @@ class Claimed(_Record):
     memory: str
 
 
+class PeerComparison(_Record):
+    """Ours beside one public implementation at one length (``python -m tools.measure --peers``).
+
+    Ratios are the median, over pairs stepped alternately in one process, of ours / the
+    peer's wall time (< 1: ours faster). A peer that could not run has ``skipped`` instead.
+
+    Examples:
+        >>> PeerComparison(peer="linformer", n=1024, skipped="not installed").measured
+        False
+    """
+
+    peer: str = Field(description="The public package (distribution name)")
+    version: str | None = Field(default=None, description="The peer's installed version")
+    n: int = Field(gt=0)
+    skipped: str | None = Field(default=None, description="Why the peer did not run")
+    forward_ratio: float | None = Field(default=None, gt=0, description="Ours / peer, forward")
+    forward_backward_ratio: float | None = Field(default=None, gt=0)
+    ours_peak_bytes: int | None = Field(default=None, ge=0)
+    peer_peak_bytes: int | None = Field(default=None, ge=0)
+    settings: str | None = Field(default=None, description="The peer's matched settings")
+    notes: list[str] = Field(
+        default_factory=list, description="Unmatched settings and known peer defects"
+    )
+
+    @property
+    def measured(self) -> bool:
+        return self.skipped is None
+
+
 class Result(_Record):
     """Everything measured of one variant (``performer`` or ``performer:causal``)."""
 
@@ -159,6 +188,17 @@ class Result(_Record):
     machine: Machine | None = Field(
         default=None, description="Where this result was measured, when not the file's machine"
     )
+    peers: list[PeerComparison] = Field(
+        default_factory=list, description="Public implementations measured beside this one"
+    )
+
+    @model_serializer(mode="wrap")
+    def _peers_when_any(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # A file measured without --peers is written exactly as before the field existed.
+        data: dict[str, Any] = handler(self)
+        if not self.peers:
+            data.pop("peers", None)
+        return data
 
     @property
     def measured_points(self) -> list[Point]:

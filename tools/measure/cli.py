@@ -5,6 +5,7 @@ Usage::
     python -m tools.measure                      # everything, n = 256 ... 16384 (long)
     python -m tools.measure --quick              # n = 256 ... 2048, fewer repeats
     python -m tools.measure --mechanisms performer,linformer --lengths 1024,2048
+    python -m tools.measure --peers --mechanisms performer --lengths 1024,2048
 
 It ends with the closing table and the file it wrote. A measurement file it cannot resume
 (malformed, or older than ``schema_version``) is reported as ``path: field: message`` and
@@ -23,6 +24,7 @@ import torch
 import implementations
 from tools.catalog import MeasurementError, Store, load_catalog
 from tools.catalog.console import printable
+from tools.measure.peer_timing import print_peers
 from tools.measure.reference import DENSE_FFN
 from tools.measure.run import Plan, measure
 from tools.measure.table import print_table
@@ -80,6 +82,11 @@ def parser() -> argparse.ArgumentParser:
         default=60.0,
         help="skip a length whose forward+backward is predicted to take longer",
     )
+    parser.add_argument(
+        "--peers",
+        action="store_true",
+        help="also time each public implementation (peer) beside ours, pairs alternated",
+    )
     parser.add_argument("--dry-run", action="store_true", help="measure but write nothing")
     parser.add_argument("--catalog", type=Path, help="catalog folder (default: catalog/)")
     return parser
@@ -108,6 +115,7 @@ def plan_from(args: argparse.Namespace, argv: list[str]) -> Plan:
         repeats=QUICK_REPEATS if args.quick else args.repeats,
         max_seconds=args.max_seconds,
         command="python -m tools.measure " + " ".join(argv),
+        peers=args.peers,
     )
 
 
@@ -127,6 +135,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     written = store.commit()
     print_table(measurements.results)
+    if plan.peers:
+        print_peers(measurements.results)
     paths = ", ".join(printable(str(path)) for path in written)
     print(f"{'would write' if args.dry_run else 'wrote'} {paths}")
     return 0

@@ -40,6 +40,7 @@ from tools.catalog.measurements import (
     parse_measurements,
 )
 from tools.measure.figures import matmul_flop_rate, measure_point
+from tools.measure.peer_timing import compare, planned, with_comparison
 from tools.measure.reference import DENSE_FFN
 from tools.measure.summary import summarise
 from tools.measure.workload import Variant, variants
@@ -60,6 +61,7 @@ class Plan:
     repeats: int
     max_seconds: float
     command: str
+    peers: bool = False
 
 
 def machine_description(device: str = "cpu") -> Machine:
@@ -203,8 +205,31 @@ def measure(plan: Plan, catalog: Catalog, store: Store) -> MeasurementFile:
         result.points.sort(key=lambda point: point.n)
         store.write_measurements(name, measurements)
         store.commit()
+    if plan.peers:
+        measure_peers(plan, catalog, measurements, store)
     measurements.results = summarise(
         measurements.results, catalog, measurements.matmul_flop_rate, plan.setup
     )
     store.write_measurements(name, measurements)
     return measurements
+
+
+def measure_peers(
+    plan: Plan, catalog: Catalog, measurements: MeasurementFile, store: Store
+) -> None:
+    """Compare every planned variant with each of its peers at every planned length.
+
+    A comparison already measured is kept (resume); one that was skipped is tried again,
+    so installing the extra and re-running fills it in. Each is committed when made.
+    """
+    name = results_name(plan.setup)
+    for variant, peer in planned(variants(plan.ids, catalog)):
+        for n in plan.lengths:
+            result = measurements.results.setdefault(variant.key, new_result(variant))
+            done = [c for c in result.peers if (c.peer, c.n) == (peer.shown, n) and c.measured]
+            if done:
+                continue
+            comparison = compare(peer, variant, n, plan.setup, plan.repeats)
+            measurements.results[variant.key] = with_comparison(result, comparison)
+            store.write_measurements(name, measurements)
+            store.commit()
