@@ -82,6 +82,8 @@ class TrickleServer:
                 connection, _ = self.listener.accept()
             except TimeoutError:
                 continue
+            except OSError:  # the listener was closed while we waited: the test is over
+                return
             threading.Thread(target=self._answer, args=(connection,), daemon=True).start()
 
     def _answer(self, connection: socket.socket) -> None:
