@@ -59,13 +59,18 @@ def count_forward_flops(variant: Variant, n: int, setup: Setup) -> int:
         return count_flops(make_workload(variant, n, setup))
 
 
-def _cuda_peak(run: Callable[[], Any]) -> int:
-    torch.cuda.synchronize()
-    before = torch.cuda.memory_allocated()
-    torch.cuda.reset_peak_memory_stats()
-    run()
-    torch.cuda.synchronize()
-    return torch.cuda.max_memory_allocated() - before
+def peak_bytes(run: Callable[[], Any], device: str) -> int:
+    """Peak bytes one forward of ``run`` allocates: live tensors counted on the CPU, the
+    allocator's peak on CUDA (parameters and input excluded either way)."""
+    with torch.no_grad():
+        if not device.startswith("cuda"):
+            return peak_live_bytes(run)
+        torch.cuda.synchronize()
+        before = torch.cuda.memory_allocated()
+        torch.cuda.reset_peak_memory_stats()
+        run()
+        torch.cuda.synchronize()
+        return torch.cuda.max_memory_allocated() - before
 
 
 def measure_point(variant: Variant, n: int, setup: Setup, repeats: int) -> Point:
@@ -74,7 +79,7 @@ def measure_point(variant: Variant, n: int, setup: Setup, repeats: int) -> Point
     run = make_workload(variant, n, setup)
     with torch.no_grad():
         # The counted pass doubles as the warm-up of the timed ones.
-        peak = peak_live_bytes(run) if setup.device == "cpu" else _cuda_peak(run)
+        peak = peak_bytes(run, setup.device)
         forward = median_seconds(run, repeats, setup.device, warmup=0)
     backward = median_seconds(lambda: run().backward(), repeats, setup.device)
     return Point(

@@ -22,7 +22,7 @@ from torch import Tensor
 
 import implementations
 from tools.catalog.measurements import PeerComparison, Result, Setup
-from tools.measure.counters import peak_live_bytes
+from tools.measure.figures import peak_bytes
 from tools.measure.peers import INSTALL, Peer, build_peer, peers_of
 from tools.measure.settings import options_for
 from tools.measure.workload import Variant, torch_dtype
@@ -65,18 +65,6 @@ def paired_times(
     return first, second
 
 
-def _peak(run: Callable[[], Tensor], device: str) -> int:
-    with torch.no_grad():
-        if not device.startswith("cuda"):
-            return peak_live_bytes(run)
-        torch.cuda.synchronize()
-        before = torch.cuda.memory_allocated()
-        torch.cuda.reset_peak_memory_stats()
-        run()
-        torch.cuda.synchronize()
-        return torch.cuda.max_memory_allocated() - before
-
-
 def _ours(peer: Peer, variant: Variant, n: int, setup: Setup) -> Callable[[], Tensor]:
     torch.manual_seed(0)
     options = {**options_for(variant.id, n), **peer.ours(n)}
@@ -115,7 +103,7 @@ def compare(peer: Peer, variant: Variant, n: int, setup: Setup, repeats: int) ->
         return base.model_copy(update={"skipped": reason})
     try:
         ours, theirs = _ours(peer, variant, n, setup), _theirs(peer, variant, n, setup)
-        ours_peak, peer_peak = _peak(ours, setup.device), _peak(theirs, setup.device)
+        ours_peak, peer_peak = peak_bytes(ours, setup.device), peak_bytes(theirs, setup.device)
         with torch.no_grad():
             forward = median_ratio(*paired_times(ours, theirs, repeats, setup.device))
         backward = median_ratio(
