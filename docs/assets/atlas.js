@@ -31,9 +31,10 @@ if (typeof document$ !== "undefined") {
   document.addEventListener("DOMContentLoaded", atlasInit);
 }
 
-// ---- Comparison table filters (name, class, year, decoding), kept in the address. ----
+// ---- Comparison table filters (name, class, year, decoding, set), kept in the address. ----
 // Names match folded (data-name holds "nystromformer" for Nyströmformer), so typing
-// without accents finds them; the state is the query string (?q=&class=&year=&decode=).
+// without accents finds them; the state is the query string (?q=&class=&year=&decode=&set=).
+// "set" is "survey" (the models of the survey's Table 1) or "atlas" (those added after it).
 function atlasComparison() {
   var table = document.getElementById("comparison-table");
   if (!table || table.dataset.atlasFilter) return;
@@ -43,6 +44,7 @@ function atlasComparison() {
     class: document.getElementById("comparison-class"),
     year: document.getElementById("comparison-year"),
     decode: document.getElementById("comparison-decode"),
+    set: document.getElementById("comparison-set"),
   };
   var count = document.getElementById("comparison-count");
   var fold = function (text) {
@@ -57,6 +59,7 @@ function atlasComparison() {
     var code = fields.class ? fields.class.value : "";
     var year = fields.year ? fields.year.value : "";
     var decode = fields.decode ? fields.decode.value : "";
+    var set = fields.set ? fields.set.value : "";
     var shown = 0;
     table.querySelectorAll("tbody tr").forEach(function (row) {
       var classes = (row.dataset.classes || "").split(" ");
@@ -64,7 +67,8 @@ function atlasComparison() {
       var visible = (!text || haystack.indexOf(text) >= 0) &&
         (!code || classes.indexOf(code) >= 0) &&
         (!year || row.dataset.year === year) &&
-        (!decode || row.dataset.decode === decode);
+        (!decode || row.dataset.decode === decode) &&
+        (!set || row.dataset.set === set);
       row.hidden = !visible;
       if (visible) shown += 1;
     });

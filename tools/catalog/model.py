@@ -295,11 +295,20 @@ class Entry(_Strict):
 
 
 class TaxonomyClass(_Strict):
-    """A class of the survey's taxonomy."""
+    """A class of the taxonomy: one of the survey's nine, or one the atlas adds.
+
+    The survey's Table 1 stops in 2022; models after it (FlashAttention, state-space models,
+    gated linear recurrences) need classes the survey does not have. ``source`` keeps the two
+    apart, so the survey's taxonomy stays visible as printed.
+    """
 
     code: str = Field(pattern=r"^[A-Za-z]+$")
     name: Line
     description: str
+    source: Literal["survey", "atlas"] = Field(
+        default="survey",
+        description="survey: a class of Tay et al.'s taxonomy; atlas: added for later models",
+    )
 
 
 class Taxonomy(_Strict):

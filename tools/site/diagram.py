@@ -9,7 +9,7 @@ colour, so that it reads in the light and the dark (slate) scheme alike.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 
 from tools.site.plots import FONT, PALETTE, xml_text
 
@@ -20,6 +20,7 @@ def taxonomy_svg(
     *,
     href: Callable[[str], str],
     class_href: Callable[[str], str],
+    added: Collection[str] = (),
 ) -> str:
     """The taxonomy as a diagram: classes on the left, each linked to its models.
 
@@ -28,11 +29,16 @@ def taxonomy_svg(
         models: ``(id, name, class codes)`` of each model.
         href: The link of a model's page, from its id.
         class_href: The link of a class's page, from its code.
+        added: Codes of the classes the atlas adds to the survey's; drawn dashed and
+            marked ✚, so the survey's own taxonomy stays readable as printed.
 
     Examples:
-        >>> svg = taxonomy_svg([("LR", "Low-Rank")], [("linformer", "Linformer", ["LR"])],
-        ...                    href=lambda i: f"papers/{i}/", class_href=lambda c: c)
-        >>> 'href="papers/linformer/"' in svg
+        >>> svg = taxonomy_svg([("LR", "Low-Rank"), ("KV", "Key/Value Sharing")],
+        ...                    [("linformer", "Linformer", ["LR"])],
+        ...                    href=lambda i: f"papers/{i}/", class_href=lambda c: c, added={"KV"})
+        >>> 'href="papers/linformer/"' in svg, svg.count('stroke-dasharray'), "✚ KV" in svg
+        (True, 1, False)
+        >>> "✚ <tspan" in svg
         True
     """
     order = {code: index for index, (code, _) in enumerate(classes)}
@@ -60,12 +66,15 @@ def taxonomy_svg(
             )
     for code, name in classes:
         y = class_y[code]
+        dashed = ' stroke-dasharray="5 3"' if code in added else ""
+        mark = "✚ " if code in added else ""
         body.append(
             f'<a href="{xml_text(class_href(code))}"><rect x="10" y="{y - 15:.1f}" '
             f'width="{box_right - 10}" height="30" rx="6" fill="{colour[code]}" '
-            f'fill-opacity="0.15" stroke="{colour[code]}"/>'
+            f'fill-opacity="0.15" stroke="{colour[code]}"{dashed}/>'
             f'<text x="22" y="{y + 5:.1f}" font-size="14" class="atlas-class-label">'
-            f'<tspan font-weight="700">{xml_text(code)}</tspan> · {xml_text(name)}</text></a>'
+            f'{mark}<tspan font-weight="700">{xml_text(code)}</tspan> · {xml_text(name)}'
+            "</text></a>"
         )
     for id, name, _ in ranked:
         y = model_y[id]

@@ -24,6 +24,7 @@ def taxonomy_diagram(catalog: Catalog, prefix: str) -> Markup:
         [(e.id, e.name, e.taxonomy) for e in models(catalog)],
         href=lambda id: f"{prefix}papers/{id}/",
         class_href=lambda code: f"{prefix}taxonomy/{code}/",
+        added={c.code for c in catalog.taxonomy if c.source == "atlas"},
     )
     return Markup(svg.strip())
 
@@ -36,6 +37,7 @@ def home_include(catalog: Catalog, context: SiteContext) -> str:
         "home.inc.j2",
         models=len(found),
         classes=len(catalog.taxonomy),
+        survey_models=sum(1 for e in found if e.survey is not None),
         implemented=sum(1 for e in found if e.id in context.mechanisms),
         measured=sum(1 for e in found if context.measured(e.id)),
         authors=len(author_slugs(catalog)),
