@@ -18,6 +18,16 @@ Kinds and their forward contracts
 * ``ffn`` (feed-forward replacements): ``forward(x, mask=None) -> (y, aux_loss)``;
   padded tokens must not change real tokens' outputs.
 
+Recurrent decoding (optional, any ``attention`` mechanism whose paper has a recurrent form:
+state-space models, gated linear recurrences, key/value caches) adds two methods:
+
+* ``init_state(batch, *, device=None, dtype=None) -> state``: the state before the first token;
+* ``step(x_t, state) -> (y_t, state)``: ``x_t`` and ``y_t`` are one position ``[batch, dim]``.
+
+Stepping through a sequence gives exactly what ``forward`` computes for it with
+``causal=True``; ``step`` raises ``ValueError`` on a layer built with ``causal=False``.
+The conformance suite checks both for every mechanism that defines ``step``.
+
 [apply][implementations._registry.apply] hides the four contracts behind one call that
 returns an [Applied][implementations._registry.Applied]: the output, the auxiliary loss
 (0 when the kind has none), the memory of a segment-recurrent layer and the key-padding

@@ -223,7 +223,7 @@ class LinearTransformer(nn.Module):
         >>> y.shape
         torch.Size([2, 11, 32])
         >>> # Decoding one token at a time with the RNN form gives the same outputs.
-        >>> state, steps = None, []
+        >>> state, steps = layer.init_state(2), []
         >>> for t in range(11):
         ...     y_t, state = layer.step(x[:, t], state)
         ...     steps.append(y_t)
@@ -241,6 +241,25 @@ class LinearTransformer(nn.Module):
         q, k, v = self.proj.qkv(x)  # [b, h, n, d] each
         o = attention(q, k, v, mask=mask, causal=self.causal)  # [b, h, n, d]
         return self.proj.out(o)
+
+    def init_state(
+        self,
+        batch: int,
+        *,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> tuple[Tensor, Tensor]:
+        """The empty state ``(S [b, h, d, d], Z [b, h, d])`` before the first token.
+
+        The sums are kept in float32 whatever ``dtype`` is: they add up every past key,
+        and in bfloat16 a long prefix would stop registering new ones.
+        """
+        del dtype  # the running sums are always float32, see above
+        heads = self.proj.heads
+        d = self.proj.to_q.out_features // heads
+        s = torch.zeros(batch, heads, d, d, device=device)  # [b, h, d, dv]
+        z = torch.zeros(batch, heads, d, device=device)  # [b, h, d]
+        return s, z
 
     def step(
         self, x: Tensor, state: tuple[Tensor, Tensor] | None = None

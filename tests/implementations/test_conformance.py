@@ -14,6 +14,9 @@ as soon as its module registers itself. What is checked (see the implementation 
 * causal variants leak nothing from the future (where the catalog says the paper decodes,
   or, without a catalog entry, where the mechanism registers ``supports_causal``);
 * seeded determinism;
+* a mechanism with a recurrent step form (``init_state`` / ``step``, see
+  [implementations._registry][]) decodes token by token exactly as its causal forward
+  computes the whole sequence, and refuses to step when built non-causal;
 * the mechanism runs inside :class:`implementations.transformer.Transformer`;
 * the same on CUDA when available.
 
@@ -46,10 +49,14 @@ DIM, HEADS, N, BATCH = 32, 4, 37, 2
 # id. Mechanisms absent here are built with their paper defaults.
 SMALL_OPTIONS: dict[str, dict[str, Any]] = {
     "big-bird": {"block_size": 4, "num_random_blocks": 2},
+    "block-recurrent-transformer": {"window_size": 8, "state_size": 4},
     "cluster-former": {"n_clusters": 4, "window_size": 8, "stride": 4},
     "compressive-transformer": {"mem_len": 16, "cmem_len": 8},
     "etc": {"local_radius": 3, "global_tokens": 3, "relative_max_distance": 2},
+    "flash-attention": {"block_size": 8},
+    "flash-attention-2": {"block_size": 8},
     "glam": {"experts": 4},
+    "grouped-query-attention": {"kv_heads": 2},
     "gshard": {"experts": 4, "group_size": 16},
     "image-transformer": {"query_block": 8, "memory_flange": 8},
     "linformer": {"k": 8, "max_seq_len": 64},
@@ -74,6 +81,7 @@ SMALL_OPTIONS: dict[str, dict[str, Any]] = {
     "sinkhorn-transformer": {"block_size": 4},
     "sparse-transformer": {"stride": 8, "summary": 2},
     "st-moe": {"experts": 4},
+    "streaming-llm": {"sink_tokens": 2, "window_size": 8},
     "switch-transformer": {"experts": 4},
     "synthesizer": {"max_seq_len": 64},
     "transformer-xl": {"mem_len": 16},
@@ -360,6 +368,39 @@ def test_causal_leaks_nothing_from_the_future(id: str) -> None:
                 rtol=RTOL,
                 msg=lambda m, t=t: f"outputs before {t} changed when tokens >= {t} did: {m}",
             )
+
+
+STEPPED = [id for id in IDS if hasattr(implementations.mechanism(id).cls, "step")]
+
+
+def _steps(module: nn.Module, x: Tensor) -> Tensor:
+    """Run ``module.step`` over ``x`` one token at a time: ``[b, n, dim]`` outputs."""
+    state = module.init_state(x.shape[0], device=x.device, dtype=x.dtype)
+    outputs = []
+    for t in range(x.shape[1]):
+        y_t, state = module.step(x[:, t], state)  # [b, dim]
+        outputs.append(y_t)
+    return torch.stack(outputs, dim=1)  # [b, n, dim]
+
+
+@pytest.mark.parametrize("id", STEPPED)
+def test_step_form_equals_causal_forward(id: str) -> None:
+    """Decoding with the recurrent step form gives the causal forward's outputs."""
+    assert implementations.mechanism(id).supports_causal, "a step form needs causal=True"
+    module = make(id, causal=True).eval()
+    x = torch.randn(BATCH, N, DIM)
+    with torch.no_grad():
+        y = call(module, x).y
+        stepped = _steps(module, x)
+    torch.testing.assert_close(stepped, y, atol=ATOL, rtol=RTOL)
+
+
+@pytest.mark.parametrize("id", STEPPED)
+def test_step_refuses_a_bidirectional_layer(id: str) -> None:
+    module = make(id, causal=False).eval()
+    state = module.init_state(BATCH)
+    with pytest.raises(ValueError, match="causal"):
+        module.step(torch.randn(BATCH, DIM), state)
 
 
 @each_causal
