@@ -193,21 +193,18 @@ def test_model_without_hand_fields_must_be_a_draft(tmp_path: Path) -> None:
 def test_shipped_catalog_is_valid_and_complete() -> None:
     catalog = load_catalog()
     assert [str(p) for p in catalog.problems] == []
-    assert len(catalog.entries) == 36  # 35 papers and the Long Range Arena benchmark
-    assert sum(e.kind == "survey" for e in catalog.entries.values()) == 1
+    kinds = [e.kind for e in catalog.entries.values()]
+    assert kinds.count("survey") == 1 and kinds.count("benchmark") == 1  # Long Range Arena
     rows = sorted(e.survey.row for e in catalog.entries.values() if e.survey)
     assert rows == list(range(1, 34)), "every row of the survey's Table 1, once"
-    assert [c.code for c in catalog.taxonomy] == [
-        "FP",
-        "CP",
-        "LP",
-        "M",
-        "LR",
-        "KR",
-        "RC",
-        "DS",
-        "Sparse",
-    ]
+    survey_classes = [c.code for c in catalog.taxonomy if c.source == "survey"]
+    assert survey_classes == ["FP", "CP", "LP", "M", "LR", "KR", "RC", "DS", "Sparse"]
+    # The classes the atlas adds come after the survey's, so its nine stay as printed.
+    sources = [c.source for c in catalog.taxonomy]
+    assert sources == sorted(sources, key=["survey", "atlas"].index)
+    # Every class has a model, and every model outside Table 1 is in at least one class.
+    used = {code for e in catalog.entries.values() for code in e.taxonomy}
+    assert used == {c.code for c in catalog.taxonomy}
     assert not any(entry.draft for entry in catalog.entries.values())
 
 
@@ -254,6 +251,12 @@ def test_every_model_links_its_registered_implementation() -> None:
     import implementations
 
     for entry in load_catalog().models():
+        if entry.implementation is None:
+            # Allowed only where the paper's point is not a single-device algorithm (ring
+            # attention distributes blocks over devices), and the entry must say so.
+            assert entry.notes and "has no implementation" in entry.notes, entry.id
+            assert entry.id not in implementations.available(), entry.id
+            continue
         assert entry.implementation == implementations.module_name(entry.id), entry.id
         assert entry.id in implementations.available(), entry.id
 

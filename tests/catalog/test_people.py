@@ -44,6 +44,10 @@ def test_every_author_of_the_catalog_is_one_person_per_family_and_given_name() -
         ("yang", "l"): {"Li Yang", "Liu Yang"},
         ("wang", "s"): {"Shuohang Wang", "Sinong Wang"},
         ("shen", "y"): {"Yelong Shen", "Yikang Shen"},
+        ("wang", "y"): {"Yu Emma Wang", "Yuqing Wang"},  # GLaM; Native Sparse Attention
+        ("wu", "y"): {"Yonghui Wu", "Yuhuai Wu"},  # GLaM; Memorizing Transformers
+        ("zhang", "m"): {"Ming Zhang", "Michael Zhang"},  # Native Sparse Attention; Based
+        ("zhang", "z"): {"Zhengyan Zhang", "Zhenyuan Zhang"},  # Native Sparse Attention; RWKV
     }
 
 

@@ -28,7 +28,8 @@ BIBTEX = {record["ID"]: record for record in bibtexparser.loads(render(CATALOG, 
 
 
 def test_every_published_entry_has_a_publication_and_no_preprint_has_one() -> None:
-    assert len(PUBLISHED) == 31  # 30 models and surveys, and the Long Range Arena
+    # Every entry is one or the other, and both kinds are exercised by the shipped catalog.
+    assert len(PUBLISHED) + len(PREPRINTS) == len(ENTRIES) and PUBLISHED and PREPRINTS
     assert [entry.id for entry in PUBLISHED if entry.publication is None] == []
     assert [entry.id for entry in PREPRINTS if entry.publication is not None] == []
 
