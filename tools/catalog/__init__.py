@@ -3,7 +3,8 @@
 ``catalog/papers/<id>.yaml`` holds one entry per paper, ``catalog/taxonomy.yaml`` the
 survey's classes, ``catalog/people.yaml`` authors spelt two ways, ``catalog/results/``
 published benchmark results, ``catalog/measurements/`` measured figures and
-``catalog/zotero/`` the Zotero sync's watermarks. Every tool (check, export, measure,
+``catalog/evaluations/`` accuracies we measured ourselves (``python -m tools.evaluate``)
+and ``catalog/zotero/`` the Zotero sync's watermarks. Every tool (check, export, measure,
 site, Zotero sync, cite, notes) goes through this package, so the rules of the data live
 in one place. It imports no other part of ``tools`` and never torch (only the check's
 implementation cross-check imports the implementations).
@@ -22,6 +23,7 @@ The rooms, each with one job:
 ``lock``            one writer at a time (``catalog/.atlas.lock``)
 ``store``           :class:`Store`, the only writer: stage, validate, commit
 ``measurements``    the typed format of ``catalog/measurements/*.json``
+``evaluations``     the typed format of ``catalog/evaluations/*.json`` (our own accuracies)
 ``results``         published benchmark results (``catalog/results/*.yaml``)
 ``people``          authors whose bylines spell them differently (``people.yaml``)
 ``schema``          the JSON Schema generated from the model

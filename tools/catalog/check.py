@@ -22,6 +22,7 @@ import inspect
 from dataclasses import dataclass
 from types import ModuleType
 
+from tools.catalog.evaluations import check_evaluations
 from tools.catalog.loader import Catalog
 from tools.catalog.mechanisms import declared_mechanisms, module_name
 from tools.catalog.model import SCHEMA_RELATIVE
@@ -122,14 +123,18 @@ class CheckResult:
 
 
 def check(catalog: Catalog, *, imported: bool = False) -> CheckResult:
-    """Every problem of ``catalog``: its files, its implementations and its schema file.
+    """Every problem of ``catalog``: its files, evaluations, implementations and schema file.
 
     Args:
         catalog: A loaded catalog.
         imported: Also import every implementation and compare it with its declaration.
     """
     problems = sorted(
-        [*catalog.problems, *check_problems(catalog, imported=imported)],
+        [
+            *catalog.problems,
+            *check_problems(catalog, imported=imported),
+            *check_evaluations(catalog.root),  # catalog/evaluations/*.json
+        ],
         key=lambda p: (str(p.path), p.line, p.field),
     )
     stale = schema_problem(catalog)
