@@ -23,6 +23,7 @@ from tools.catalog import Catalog, Complexity, Entry, MeasurementFile
 from tools.catalog.addresses import pinned_source_url
 from tools.catalog.citations import split_name
 from tools.catalog.complexity import ComplexityError, Growth, parse
+from tools.catalog.evaluations import Evaluations
 from tools.catalog.measurements import Figure, Result
 from tools.catalog.mechanisms import DeclaredMechanism
 from tools.catalog.names import slug
@@ -88,6 +89,8 @@ class SiteContext:
     """Everything the pages need besides the catalog."""
 
     measurements: list[Measurement] = field(default_factory=list)
+    # The quality benchmark's files (catalog/evaluations/<name>.json), by name.
+    evaluations: dict[str, Evaluations] = field(default_factory=dict)
     mechanisms: dict[str, DeclaredMechanism] = field(default_factory=dict)
     repo_url: str | None = None
     commit: str | None = None

@@ -16,6 +16,7 @@ from pathlib import Path
 from tools.catalog import CATALOG_DIR, ROOT, Catalog, MeasurementError, atomic_write, load_catalog
 from tools.catalog import project as project_identity
 from tools.catalog.console import printable
+from tools.catalog.evaluations import Evaluations, load_evaluations
 from tools.catalog.lock import DEFAULT_WAIT, catalog_lock
 from tools.catalog.measurements import MEASUREMENTS_FOLDER, parse_measurements
 from tools.catalog.mechanisms import declared_mechanisms
@@ -36,6 +37,7 @@ GENERATED: tuple[str, ...] = (
     "generated",
     "survey",
     "lra",
+    "quality",
 )
 
 
@@ -77,6 +79,17 @@ def load_measurements(catalog_root: Path) -> list[Measurement]:
     return sorted(found, key=lambda m: (not m.name.startswith("cpu"), m.name))
 
 
+def load_evaluation_files(catalog_root: Path) -> dict[str, Evaluations]:
+    """The quality benchmark's files by name (``cpu``); none when they do not load, so
+    that a malformed file never takes the site down (``catalog check`` reports it)."""
+    try:
+        found = load_evaluations(catalog_root)
+    except ValueError as error:  # pydantic's ValidationError is one too
+        print(f"site: skipping the evaluations: {printable(str(error))}", file=sys.stderr)
+        return {}
+    return {Path(name).stem: file for name, file in found.items()}
+
+
 def _commit_or_none() -> str | None:
     """The commit to pin source links to; None outside a git checkout (links a copy)."""
     try:
@@ -97,6 +110,7 @@ def site_context(catalog: Catalog) -> SiteContext:
     }
     return SiteContext(
         measurements=load_measurements(catalog.root),
+        evaluations=load_evaluation_files(catalog.root),
         mechanisms=mechanisms,
         repo_url=project_identity.configured("repo_url"),
         commit=_commit_or_none(),

@@ -8,7 +8,7 @@ Addresses are stable, since notes and papers cite them: an entry's page is
 ``papers/<id>.md`` (``/papers/<id>/``), a class's ``taxonomy/<code>.md``, the comparison
 table ``comparison/index.md``, a module's source ``reference/source/<module>.md``, the
 survey's Table 1 ``survey/index.md``, the published Long Range Arena results
-``lra/index.md``.
+``lra/index.md``, our own quality benchmark ``quality/index.md``.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from tools.site.pages.complexity import paper_plot
 from tools.site.pages.lra import lra_page
 from tools.site.pages.papers import paper_page, papers_index
 from tools.site.pages.people import authors_index, person_anchors, timeline_page
+from tools.site.pages.quality import quality_page
 from tools.site.pages.reference import downloads_page, reference_page
 from tools.site.pages.source import source_files, source_pages
 from tools.site.pages.survey import survey_page
@@ -61,5 +62,6 @@ def render_pages(catalog: Catalog, context: SiteContext) -> dict[str, str]:
     files.update(source_pages(source_files(), implemented))
     files["survey/index.md"] = survey_page(catalog)
     files["lra/index.md"] = lra_page(catalog)
+    files["quality/index.md"] = quality_page(catalog, context.evaluations)
     files["generated/home.inc"] = home_include(catalog, context)
     return files

@@ -24,6 +24,7 @@ from tools.site.escaping import front_matter, render
 from tools.site.pages.citation import pinned, software_bibtex
 from tools.site.pages.complexity import ComplexityData, complexity_data
 from tools.site.pages.lra import PaperResult, paper_results
+from tools.site.pages.quality import OwnResults, own_results
 from tools.site.pages.source import INSTALL, ZIP_PATH, source_page_path
 from tools.site.usage import SNIPPET_DIM, SNIPPET_HEADS, usage_snippet
 
@@ -101,6 +102,7 @@ class PaperPage:
     zip_link: str
     published: list[PaperResult]
     results_page: bool
+    own: list[OwnResults]
 
 
 def paper_data(
@@ -152,6 +154,7 @@ def paper_data(
         zip_link="../" + ZIP_PATH,
         published=paper_results(catalog, entry.id),
         results_page=entry.id in catalog.results,
+        own=own_results(context.evaluations, entry.id) if entry.kind == "model" else [],
     )
 
 
