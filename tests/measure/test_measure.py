@@ -59,6 +59,14 @@ def test_measures_resumes_and_summarises(
     again = load_measurement_files(catalog_copy)[NAME]
     assert again.date == measured.date and again.last_resumed is not None
     assert again.results["performer"].points == performer.points
+    assert again.command == measured.command  # the same command is not repeated
+
+    # A run of another mechanism into the same file adds its command to the file's.
+    assert main([*ARGS[2:], "--mechanisms", "linformer", "--catalog", str(catalog_copy)]) == 0
+    more = load_measurement_files(catalog_copy)[NAME]
+    first, then = more.command.split("  # then: ")
+    assert first == measured.command and "--mechanisms linformer" in then
+    assert more.results["performer"].points == performer.points and "linformer" in more.results
 
 
 def test_dry_run_writes_nothing(catalog_copy: Path) -> None:

@@ -106,11 +106,33 @@ def read_resumable(store: Store, name: str) -> MeasurementFile | None:
     return parse_measurements(json.dumps(data), store.root / name)
 
 
+COMMAND_SEPARATOR = "  # then: "
+
+
+def commands_so_far(saved: str | None, command: str) -> str:
+    """The file's commands with this run's appended, unless it is the last one already.
+
+    Examples:
+        >>> commands_so_far(None, "python -m tools.measure")
+        'python -m tools.measure'
+        >>> commands_so_far("python -m tools.measure", "python -m tools.measure")
+        'python -m tools.measure'
+        >>> commands_so_far("python -m tools.measure", "python -m tools.measure --quick")
+        'python -m tools.measure  # then: python -m tools.measure --quick'
+    """
+    if not saved:
+        return command
+    if saved.rsplit(COMMAND_SEPARATOR, 1)[-1] == command:
+        return saved
+    return saved + COMMAND_SEPARATOR + command
+
+
 def start(saved: MeasurementFile | None, plan: Plan) -> MeasurementFile:
     """The file this run writes: the saved one continued when its setup is this run's.
 
     A resumed run continues the first one: same reference rate, same start date, same
-    machine, same results; the torch version and command are this run's. A result
+    machine, same results; the torch version is this run's, and its command is added to
+    the file's (:func:`commands_so_far`), so the file says every command that made it. A result
     measured on another machine than the file's records that machine
     (:func:`mark_machine`).
     """
@@ -118,7 +140,7 @@ def start(saved: MeasurementFile | None, plan: Plan) -> MeasurementFile:
     resumed = saved if saved is not None and saved.setup == plan.setup else None
     return MeasurementFile(
         schema_version=SCHEMA_VERSION,
-        command=plan.command,
+        command=commands_so_far(resumed.command if resumed else None, plan.command),
         date=resumed.date if resumed is not None else now,
         last_resumed=now if resumed is not None else None,
         machine=resumed.machine if resumed is not None else machine_description(plan.setup.device),
