@@ -39,8 +39,8 @@ the last $w$ keys and values.
 In the paper the two are **separate layers** of a hybrid stack (with gated short
 convolutions as well). This reference puts both in one mixer: two branches with their own
 projections, run in parallel on the same input and summed,
-$\mathrm{Based}(x) = \mathrm{LinAttn}_\phi(x)\, W_O^{\text{lin}}
-+ \mathrm{SWA}_w(x)\, W_O^{\text{win}}$,
+$\mathrm{Based}(x) = \mathrm{LinAttn}_\phi(x)\, W_O^{\text{lin}} +
+\mathrm{SWA}_w(x)\, W_O^{\text{win}}$,
 so one registered layer has both the global (linear) and the local (exact) path.
 
 **Non-causal form** (``causal=False``; the paper is a language model): linear attention

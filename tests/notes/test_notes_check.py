@@ -101,6 +101,24 @@ def test_dangling_references_say_why(catalog_dir: Path, vault: Path) -> None:
     assert "no catalog entry 'no-such-model'" in details["impl:no-such-model"]
 
 
+def test_a_typo_is_dangling_but_a_tag_sharing_only_a_common_word_is_not(
+    catalog_dir: Path, tmp_path: Path
+) -> None:
+    """ "nlp_transformers" is 86% like "GLA Transformer", yet it is a tag, not a typo."""
+    note = tmp_path / "tags.md"
+    note.write_text(
+        "[[nlp_transformers]] [[Sparse Transfomer]] [[GLA Transfomer]] [[Longformr]]\n",
+        encoding="utf-8",
+    )
+    statuses = {row[2]: row[3] for row in classify(note, catalog_dir, tmp_path)}
+    assert statuses == {
+        "[[nlp_transformers]]": "ignored",
+        "[[Sparse Transfomer]]": "dangling",
+        "[[GLA Transfomer]]": "dangling",
+        "[[Longformr]]": "dangling",
+    }
+
+
 def test_alias_forms_resolve_alike(catalog_dir: Path, tmp_path: Path) -> None:
     note = tmp_path / "aliases.md"
     note.write_text(

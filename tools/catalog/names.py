@@ -40,6 +40,7 @@ if TYPE_CHECKING:  # the loader imports this module; the index only needs the ty
     from tools.catalog.loader import Catalog
 
 _NOT_WORD = re.compile(r"[^0-9a-z]+")
+_COMMON_IN = 3
 
 
 def fold(text: str) -> str:
@@ -85,6 +86,33 @@ def closest_hint(word: str, candidates: Iterable[str], n: int = 3, cutoff: float
     return f"; closest: {', '.join(near)}" if near else ""
 
 
+def stem_overlap(word: str, candidate: str, common: Iterable[str]) -> float:
+    """The share of ``candidate``'s own letters (outside ``common`` words) that ``word`` matches.
+
+    Two names alike only in the words many names share are different models, however
+    close their full keys: "nlptransformer" and "glatransformer" are 86% alike, but of
+    "gla" only the "l" is matched. A typo inside the shared word still matches the stem.
+    A candidate made of common words alone has no stem, and counts as fully matched.
+
+    Examples:
+        >>> common = {"transformer", "attention"}
+        >>> round(stem_overlap("nlptransformer", "glatransformer", common), 2)
+        0.33
+        >>> stem_overlap("settransfomer", "settransformer", common)
+        1.0
+    """
+    own = [True] * len(candidate)
+    for term in common:
+        for found in re.finditer(re.escape(term), candidate):
+            own[found.start() : found.end()] = [False] * len(term)
+    if not any(own):
+        return 1.0
+    matcher = difflib.SequenceMatcher(None, word, candidate, autojunk=False)
+    blocks = matcher.get_matching_blocks()
+    matched = sum(own[i] for block in blocks for i in range(block.b, block.b + block.size))
+    return matched / sum(own)
+
+
 def name_key(name: str) -> str:
     """The comparison key of a name: lower case, no accents, no separators, no plural ``s``.
 
@@ -109,6 +137,8 @@ class NameIndex:
     by_key: dict[str, set[str]] = field(default_factory=dict)
     class_by_key: dict[str, str] = field(default_factory=dict)
     mention_names: dict[str, str] = field(default_factory=dict)  # written name -> entry id
+    # Words in the names of at least _COMMON_IN entries ("transformer", "attention").
+    common_words: set[str] = field(default_factory=set)
     _mention_regex: re.Pattern[str] | None = field(default=None, repr=False)
 
     @classmethod
@@ -126,6 +156,7 @@ class NameIndex:
             index._add(name, id)
         for taxonomy_class in catalog.taxonomy:
             index.class_by_key[name_key(taxonomy_class.name)] = taxonomy_class.code
+        index.common_words = _common_words(catalog)
         return index
 
     def _add(self, name: str, id: str) -> None:
@@ -160,6 +191,18 @@ class NameIndex:
             if name_key(name) == key:
                 return id
         return None
+
+
+def _common_words(catalog: Catalog) -> set[str]:
+    """The name words shared by at least ``_COMMON_IN`` entries' names and aliases."""
+    entries_with: dict[str, set[str]] = {}
+    for entry in catalog.entries.values():
+        for name in (entry.name, *entry.aliases):
+            for word in re.split(r"[\s_-]+", name):
+                key = name_key(word)
+                if len(key) > 3:  # "GLA", "RNN" are the distinctive part, not filler
+                    entries_with.setdefault(key, set()).add(entry.id)
+    return {word for word, ids in entries_with.items() if len(ids) >= _COMMON_IN}
 
 
 def _flexible(name: str) -> str:

@@ -33,7 +33,7 @@ from pathlib import Path
 from tools.catalog import Catalog, Entry, project
 from tools.catalog.addresses import paper_page_url, source_location, taxonomy_page_url
 from tools.catalog.filenames import literature_note_name
-from tools.catalog.names import NameIndex, closest, closest_hint, name_key
+from tools.catalog.names import NameIndex, closest, closest_hint, name_key, stem_overlap
 from tools.catalog.people import People
 from tools.notes.vault import link_targets
 
@@ -45,6 +45,8 @@ _CITEKEY_SHAPE = re.compile(r"^[A-Za-z][A-Za-z-]*\d{4}[A-Za-z0-9_-]*$")
 # A near miss of an entry's name is a typo (dangling); a farther one a topic (ignored).
 _NEAR_MISS_RATIO = 0.85
 _NEAR_MISS_LENGTH = 2
+# ...and the typo must be in the name's own part, not only in the words names share.
+_STEM_RATIO = 0.6
 
 
 @dataclass
@@ -112,9 +114,17 @@ class Resolver:
         key = name_key(name)
         near = []
         for candidate in closest(key, self.names.by_key, n=3, cutoff=_NEAR_MISS_RATIO):
-            if abs(len(candidate) - len(key)) <= _NEAR_MISS_LENGTH:
+            typo = abs(len(candidate) - len(key)) <= _NEAR_MISS_LENGTH
+            if typo and self._same_stem(key, candidate):
                 near += sorted(self.names.by_key[candidate])
         return list(dict.fromkeys(near))
+
+    def _same_stem(self, key: str, candidate: str) -> bool:
+        """Whether the typo spares the candidate's own part, not just the words names share.
+
+        "[[nlp_transformers]]" is a topic tag, not a typo of "GLA Transformer".
+        """
+        return stem_overlap(key, candidate, self.names.common_words) >= _STEM_RATIO
 
     def citekey(self, key: str, bracketed: bool) -> Resolution:
         if key.startswith("impl:"):
