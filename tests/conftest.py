@@ -3,6 +3,8 @@
 * One CPU thread for torch: the machine is shared and results are reproducible.
 * :func:`catalog_copy`: a copy of the shipped catalog in a temporary folder, for any
   test that changes catalog files (the shipped catalog is never written by a test).
+* The tests run on two xdist workers; the site tests, which share one site build, are
+  kept together on one of them.
 """
 
 from __future__ import annotations
@@ -16,6 +18,14 @@ import torch
 from tools.catalog import CATALOG_DIR
 
 torch.set_num_threads(1)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Keep the site tests on one xdist worker: they share one site build (minutes)."""
+    site = Path(__file__).parent / "site"
+    for item in items:
+        if item.path.is_relative_to(site):
+            item.add_marker(pytest.mark.xdist_group("site"))
 
 
 def copy_catalog(target: Path) -> Path:
