@@ -67,6 +67,13 @@ def test_resume_runs_only_what_is_missing(
     assert [(r.key, r.accuracy, r.final_loss) for r in again.runs] == [
         (r.key, r.accuracy, r.final_loss) for r in first.runs
     ]
+    assert again.command == first.command  # the same command is recorded once
+    # Another seed into the same file: the file keeps both commands, in order.
+    assert main([*args[:-4], "--seeds", "2", "--output", str(output)]) == 0
+    more = read_evaluations(output)
+    assert more is not None and len(more.runs) == 6
+    assert more.command.startswith(first.command + "  # then: ")
+    assert more.command.endswith("--seeds 2 --output " + str(output))
 
 
 def test_dry_run_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -28,6 +28,7 @@ from pathlib import Path
 import torch
 
 import implementations
+from tools.catalog.commands import commands_so_far
 from tools.catalog.console import printable
 from tools.catalog.evaluations import (
     SCHEMA_VERSION,
@@ -107,6 +108,9 @@ def machine() -> Machine:
 def start(saved: Evaluations | None, plan: Plan) -> Evaluations:
     """The file this benchmark writes: the saved one continued, or a new one.
 
+    A continued file keeps its machine and start date and adds this run's command to its
+    own (:func:`commands_so_far`).
+
     Raises:
         EvaluationError: the saved file was made under another setting.
     """
@@ -122,7 +126,7 @@ def start(saved: Evaluations | None, plan: Plan) -> Evaluations:
     }
     return Evaluations(
         schema_version=SCHEMA_VERSION,
-        command=plan.command,
+        command=commands_so_far(saved.command if saved else None, plan.command),
         machine=saved.machine if saved is not None else machine(),
         torch=torch.__version__,
         date=saved.date if saved is not None else dt.date.today().isoformat(),

@@ -27,6 +27,7 @@ import torch
 
 import implementations
 from tools.catalog import Catalog, MeasurementError, Store
+from tools.catalog.commands import commands_so_far
 from tools.catalog.complexity import parse
 from tools.catalog.console import printable
 from tools.catalog.measurements import (
@@ -104,27 +105,6 @@ def read_resumable(store: Store, name: str) -> MeasurementFile | None:
     for dropped in drop_bad_points(data):
         print(f"warning: skipping bad stored point {printable(dropped)}", file=sys.stderr)
     return parse_measurements(json.dumps(data), store.root / name)
-
-
-COMMAND_SEPARATOR = "  # then: "
-
-
-def commands_so_far(saved: str | None, command: str) -> str:
-    """The file's commands with this run's appended, unless it is the last one already.
-
-    Examples:
-        >>> commands_so_far(None, "python -m tools.measure")
-        'python -m tools.measure'
-        >>> commands_so_far("python -m tools.measure", "python -m tools.measure")
-        'python -m tools.measure'
-        >>> commands_so_far("python -m tools.measure", "python -m tools.measure --quick")
-        'python -m tools.measure  # then: python -m tools.measure --quick'
-    """
-    if not saved:
-        return command
-    if saved.rsplit(COMMAND_SEPARATOR, 1)[-1] == command:
-        return saved
-    return saved + COMMAND_SEPARATOR + command
 
 
 def start(saved: MeasurementFile | None, plan: Plan) -> MeasurementFile:
