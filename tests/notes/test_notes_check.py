@@ -104,7 +104,7 @@ def test_dangling_references_say_why(catalog_dir: Path, vault: Path) -> None:
 def test_a_typo_is_dangling_but_a_tag_sharing_only_a_common_word_is_not(
     catalog_dir: Path, tmp_path: Path
 ) -> None:
-    """ "nlp_transformers" is 86% like "GLA Transformer", yet it is a tag, not a typo."""
+    """A tag 86% like an alias ("nlp_transformers", "GLA Transformer") is not a typo."""
     note = tmp_path / "tags.md"
     note.write_text(
         "[[nlp_transformers]] [[Sparse Transfomer]] [[GLA Transfomer]] [[Longformr]]\n",
