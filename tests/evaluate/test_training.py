@@ -15,6 +15,7 @@ from tools.evaluate.tasks import TASKS
 from tools.evaluate.train import RunKey, Settings, train_and_evaluate
 
 SMALL = Settings(dim=32, depth=2, heads=4, tokens_per_step=1024, eval_size=256)
+LENGTH = 64
 
 
 class IdentityAttention(nn.Module):
@@ -32,7 +33,13 @@ class IdentityAttention(nn.Module):
 
 def identity_model(task: str) -> Classifier:
     model = Classifier(
-        TASKS[task], "dense", causal=False, dim=SMALL.dim, depth=SMALL.depth, heads=SMALL.heads
+        TASKS[task],
+        "dense",
+        causal=False,
+        dim=SMALL.dim,
+        depth=SMALL.depth,
+        heads=SMALL.heads,
+        length=LENGTH,
     )
     model.body.attns = nn.ModuleList(IdentityAttention(SMALL.dim) for _ in model.body.attns)
     return model
@@ -51,7 +58,7 @@ def chance_bound(task: str) -> float:
 @pytest.mark.parametrize("task", list(TASKS))
 def test_a_model_that_cannot_mix_tokens_stays_at_chance(task: str) -> None:
     torch.set_num_threads(1)
-    key = RunKey("dense", task, 64, 0)
+    key = RunKey("dense", task, LENGTH, 0)
     outcome = train_and_evaluate(key, STEPS, SMALL, identity_model(task))
     assert outcome.accuracy <= chance_bound(task), (task, outcome.accuracy)
 
@@ -79,3 +86,14 @@ def test_dense_attention_learns_associative_recall_at_512_within_the_budget() ->
     )
     assert outcome.accuracy >= 0.95, outcome
     assert outcome.steps == DEFAULT_STEPS and outcome.peak_bytes > 0
+
+
+def test_a_mechanism_with_learned_length_sized_parameters_takes_a_longer_run() -> None:
+    """Linformer's default ``max_seq_len`` is 512; the benchmark builds it for the run."""
+    torch.set_num_threads(1)
+    outcome = train_and_evaluate(RunKey("linformer", "long-distance", 640, 0), 2, SMALL)
+    assert outcome.steps == 2
+    model = Classifier(
+        TASKS["listops"], "linformer", causal=False, dim=16, depth=1, heads=2, length=640
+    )
+    assert model.body.attns[0].max_seq_len == 640

@@ -15,10 +15,17 @@ mechanism in its attention slot, and a linear layer reads the classes off the la
 ``readouts`` output positions (for a ``downsample`` mechanism, the last positions of
 its shortened output).
 
+Every option of the mechanism keeps the paper's default but one: a mechanism with learned
+length-specific parameters (a ``max_seq_len`` option: Linformer's projections,
+Synthesizer's dense attention matrix) is built for the run's length, since its default
+(512) cannot take a longer sequence (:func:`length_options`).
+
 Examples:
     >>> import torch
     >>> from tools.evaluate.tasks import TASKS
-    >>> model = Classifier(TASKS["long-distance"], "dense", causal=True, dim=16, depth=1, heads=2)
+    >>> model = Classifier(
+    ...     TASKS["long-distance"], "dense", causal=True, dim=16, depth=1, heads=2, length=10
+    ... )
     >>> model(torch.zeros(3, 10, 2, dtype=torch.long)).shape  # [b, readouts, classes]
     torch.Size([3, 8, 16])
 """
@@ -26,10 +33,12 @@ Examples:
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+import implementations
 from implementations.transformer import Transformer
 from tools.evaluate.tasks import TaskSpec
 
@@ -49,6 +58,22 @@ def sinusoidal_positions(n: int, dim: int) -> Tensor:
     return torch.stack((angles.sin(), angles.cos()), dim=-1).flatten(1)  # [n, d]
 
 
+LENGTH_OPTION = "max_seq_len"  # the one option sized to the run (the module docstring says why)
+
+
+def length_options(attention: str, length: int) -> dict[str, Any]:
+    """The options ``attention`` is built with to take sequences of ``length`` tokens.
+
+    Examples:
+        >>> length_options("linformer", 2048)
+        {'max_seq_len': 2048}
+        >>> length_options("dense", 2048)
+        {}
+    """
+    has_length = LENGTH_OPTION in implementations.mechanism(attention).options
+    return {LENGTH_OPTION: length} if has_length else {}
+
+
 class Classifier(nn.Module):
     """Embeddings, a :class:`~implementations.transformer.Transformer`, a linear readout.
 
@@ -59,10 +84,19 @@ class Classifier(nn.Module):
         dim: Width.
         depth: Blocks.
         heads: Attention heads.
+        length: Sequence length the model is built for (:func:`length_options`).
     """
 
     def __init__(
-        self, task: TaskSpec, attention: str, *, causal: bool, dim: int, depth: int, heads: int
+        self,
+        task: TaskSpec,
+        attention: str,
+        *,
+        causal: bool,
+        dim: int,
+        depth: int,
+        heads: int,
+        length: int,
     ) -> None:
         super().__init__()
         self.readouts = task.readouts
@@ -70,7 +104,12 @@ class Classifier(nn.Module):
         self.symbols = nn.Embedding(task.symbols, dim)
         self.roles = nn.Embedding(task.roles, dim)
         self.body = Transformer(
-            dim=dim, depth=depth, heads=heads, attention=attention, causal=causal
+            dim=dim,
+            depth=depth,
+            heads=heads,
+            attention=attention,
+            causal=causal,
+            attention_options=length_options(attention, length),
         )
         self.head = nn.Linear(dim, task.classes)
 

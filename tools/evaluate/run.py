@@ -79,7 +79,8 @@ def setting(plan: Plan) -> str:
     s = plan.settings
     return (
         f"Small models on synthetic tasks, comparable with each other, not with LRA: every "
-        f"mechanism (options at their defaults) in the attention slot of the same pre-norm "
+        f"mechanism (options at their defaults; a maximum sequence length, where one is "
+        f"learned, set to the run's) in the attention slot of the same pre-norm "
         f"Transformer (width {s.dim}, depth {s.depth}, {s.heads} heads), trained for "
         f"{plan.steps} steps of AdamW (lr {s.lr:g}, weight decay {s.weight_decay:g}, warm-up "
         f"over the first tenth, cosine decay to zero, gradients clipped to norm 1) on "

@@ -164,6 +164,7 @@ def train_and_evaluate(
             dim=settings.dim,
             depth=settings.depth,
             heads=settings.heads,
+            length=key.length,
         )
     optimiser = torch.optim.AdamW(
         model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay
@@ -188,9 +189,11 @@ def train_and_evaluate(
         optimiser.zero_grad(set_to_none=True)
         scheduler.step()
         seconds.append(time.perf_counter() - began)
-        if max_seconds is not None and step == PROBE_STEPS:
-            predicted = sum(seconds[1:]) / PROBE_STEPS * steps
-            if predicted > max_seconds:
+        if max_seconds is not None and 1 <= step <= PROBE_STEPS:
+            predicted = sum(seconds[1:]) / step * steps
+            # One timed step decides a run predicted at twice the budget: the probe of a
+            # mechanism at 10 s a step would otherwise cost half a minute to say no.
+            if predicted > max_seconds * (1 if step == PROBE_STEPS else 2):
                 raise TooSlow(
                     f"too slow here: {steps} steps predicted to take {predicted:.0f} s "
                     f"(over --max-seconds {max_seconds:g})"
