@@ -21,12 +21,12 @@ from tools.evaluate.tasks import KEYS, MARKS, QUERIES, SYMBOLS, TASKS, VALUES, g
 
 
 @pytest.mark.parametrize("task", list(TASKS))
-@pytest.mark.parametrize("n", [64, 512])
+@pytest.mark.parametrize("n", [64, 512, 2048])
 def test_shapes_ranges_and_determinism(task: str, n: int) -> None:
     spec = TASKS[task]
     batch = generate(task, n, 4, seed=3)
     assert batch.inputs.shape == (4, n, 2)
-    assert batch.targets.shape == (4, spec.readouts)
+    assert batch.targets.shape == (4, spec.answers(n))
     assert int(batch.inputs[..., 0].min()) >= 0 and int(batch.inputs[..., 0].max()) < spec.symbols
     assert int(batch.inputs[..., 1].min()) >= 0 and int(batch.inputs[..., 1].max()) < spec.roles
     assert int(batch.targets.min()) >= 0 and int(batch.targets.max()) < spec.classes
@@ -55,16 +55,17 @@ def test_long_distance_answers_are_the_marked_symbols_far_from_their_queries() -
     batch = generate("long-distance", n, 16, seed=1)
     for inputs, targets in zip(batch.inputs, batch.targets, strict=True):
         symbols, roles = inputs[:, 0].tolist(), inputs[:, 1].tolist()
-        head, queries = n // 8, roles[-MARKS:]
+        asked = n // 64
+        head, queries = n // 8, roles[-asked:]
         assert all(1 <= role <= MARKS for role in roles[:head])
-        assert all(role == 0 for role in roles[head : n - MARKS])
-        assert all(symbol == SYMBOLS for symbol in symbols[-MARKS:])
+        assert all(role == 0 for role in roles[head : n - asked])
+        assert all(symbol == SYMBOLS for symbol in symbols[-asked:])
         table: dict[int, int] = {}
         for symbol, role in zip(symbols[:head], roles[:head], strict=True):
             assert table.setdefault(role, symbol) == symbol, "a mark keeps one symbol"
         assert sorted(table) == list(range(1, MARKS + 1))
         assert [table[role] for role in queries] == targets.tolist()
-        assert n - MARKS - head >= 7 * n // 8 - MARKS
+        assert n - asked - head >= 7 * n // 8 - asked == 1760
     assert TASKS["long-distance"].chance == 1 / SYMBOLS
 
 

@@ -12,7 +12,7 @@ You Need* (Vaswani et al., 2017, arXiv:1706.03762), $p_{i,2j} = \sin(i / 10000^{
 $p_{i,2j+1} = \cos(i / 10000^{2j/d})$, which needs no parameters and fits any length.
 The sequence goes through :class:`implementations.transformer.Transformer` with the
 mechanism in its attention slot, and a linear layer reads the classes off the last
-``readouts`` output positions (for a ``downsample`` mechanism, the last positions of
+``task.answers(n)`` output positions (for a ``downsample`` mechanism, the last positions of
 its shortened output).
 
 Every option of the mechanism keeps the paper's default but one: a mechanism with learned
@@ -99,7 +99,7 @@ class Classifier(nn.Module):
         length: int,
     ) -> None:
         super().__init__()
-        self.readouts = task.readouts
+        self.task = task
         self.positions = task.positions
         self.symbols = nn.Embedding(task.symbols, dim)
         self.roles = nn.Embedding(task.roles, dim)
@@ -121,4 +121,5 @@ class Classifier(nn.Module):
             x = x + sinusoidal_positions(n, dim)
         out = self.body(x)
         self.aux_loss = out.aux_loss
-        return self.head(out.y[:, -self.readouts :])  # [b, readouts, classes]
+        readouts = self.task.answers(n)
+        return self.head(out.y[:, -readouts:])  # [b, readouts, classes]

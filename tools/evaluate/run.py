@@ -143,7 +143,7 @@ def skip_reason(key: RunKey) -> str | None:
     record = implementations.mechanism(key.mechanism)
     if record.kind not in KINDS:
         return f"a mechanism of kind {record.kind!r} does not fit the attention slot"
-    readouts = TASKS[key.task].readouts
+    readouts = TASKS[key.task].answers(key.length)
     if record.kind == "downsample" and readouts > 1:
         return (
             f"downsample: the output has fewer positions than the input, none of them "

@@ -5,11 +5,18 @@ the sum of a symbol embedding and a role embedding, so a key and its value can s
 position. Each task answers at its last ``readouts`` positions (never at a pooled
 sequence), and every answer is a class in ``range(classes)``.
 
+Every step trains on the same number of tokens whatever the length, so a longer sequence
+means fewer sequences a step. Recall and long-distance therefore ask one question per
+``answer_every`` positions (32 at $n = 512$, 128 at $n = 2048$ for recall): every length
+gets the same answers a step to learn from. With a fixed 32 queries, dense attention
+stayed at chance on recall at $n = 2048$ (6.3% and 3.8% over two seeds, chance 3.1%);
+with 128 it reaches 56% in the same 250 steps (seed 0). At $n \le 512$ nothing changes.
+
 * ``associative-recall`` (multi-query associative recall; Arora et al., *Zoology:
   Measuring and Improving Recall in Efficient Language Models*, 2023, arXiv:2312.04927):
   every sequence draws a value for each of ``KEYS`` keys; all positions but the last
-  ``QUERIES`` hold a random key with its value (one pair a position, role = the value),
-  and the last ``QUERIES`` repeat a stored key (role = query), answered by its value.
+  $q = \max(32, n/16)$ hold a random key with its value (one pair a position, role = the
+  value), and the last $q$ repeat a stored key (role = query), answered by its value.
   A key recurs with the same value, so at the start of training attention finds a
   match among ``KEYS`` keys rather than among $n$ positions, and a small model learns
   the task in a few hundred steps (with ``KEYS`` distinct pairs scattered over blanks
@@ -24,17 +31,18 @@ sequence), and every answer is a class in ``range(classes)``.
   so chance is exactly 1/10 (LRA's answers are skewed towards a few digits).
 * ``long-distance``: the first $n/8$ positions hold ``MARKS`` marks, each repeated
   (mark ``i``: role ``1 + i`` and one symbol a sequence), the rest random symbols, and
-  the last ``MARKS`` positions ask for a mark (its role, with the query symbol); the
-  answer is the mark's symbol, at least $7n/8 - 8$ positions (1784 at $n = 2048$) from
-  its query. Attention confined to a local window cannot see it. A mark is repeated
-  for the same reason as a key of recall (once among 2048 positions, a small model does
-  not find it in the budget), and several queries give a run at $n = 2048$ (one
-  sequence a step) enough answers to learn from.
+  the last $q = \max(8, n/64)$ positions ask for a mark (its role, with the query
+  symbol); the answer is the mark's symbol, at least $7n/8 - q$ positions (1760 at
+  $n = 2048$) from its query. Attention confined to a local window cannot see it. A mark
+  is repeated for the same reason as a key of recall (once among 2048 positions, a small
+  model does not find it in the budget).
 
 Examples:
     >>> batch = generate("associative-recall", 64, 2, seed=0)
     >>> batch.inputs.shape, batch.targets.shape  # [b, n, (symbol, role)], [b, readouts]
     (torch.Size([2, 64, 2]), torch.Size([2, 32]))
+    >>> generate("associative-recall", 2048, 1, seed=0).targets.shape  # n / 16 queries
+    torch.Size([1, 128])
     >>> generate("listops", 32, 1, seed=0).targets.shape
     torch.Size([1, 1])
 """
@@ -50,11 +58,11 @@ from torch import Tensor
 
 from tools.evaluate.listops import listops_sequence
 
-QUERIES = 32  # queries at the end of associative recall
+QUERIES = 32  # queries at the end of associative recall (at least; see answer_every)
 KEYS = 32  # its key alphabet: every key is stored, each with one value a sequence
 VALUES = 32  # its value alphabet = its classes
 SYMBOLS = 16  # long-distance alphabet = its classes
-MARKS = 8  # marked symbols (and queries) of long-distance
+MARKS = 8  # marked symbols (and at least as many queries) of long-distance
 
 
 @dataclass(frozen=True)
@@ -72,7 +80,10 @@ class TaskSpec:
         symbols: Size of the symbol vocabulary.
         roles: Size of the role vocabulary.
         classes: Number of answer classes.
-        readouts: Answered positions, the last ones of each sequence.
+        readouts: Answered positions, the last ones of each sequence (at least; see
+            :meth:`answers`).
+        answer_every: One more answered position per this many positions of a long
+            sequence; 0: always ``readouts``.
         chance: Accuracy of guessing (every class is equally likely).
     """
 
@@ -85,10 +96,22 @@ class TaskSpec:
     roles: int
     classes: int
     readouts: int
+    answer_every: int = 0
 
     @property
     def chance(self) -> float:
         return 1.0 / self.classes
+
+    def answers(self, n: int) -> int:
+        """How many of the last positions of a length-``n`` sequence are answered.
+
+        Examples:
+            >>> [TASKS["associative-recall"].answers(n) for n in (64, 512, 2048)]
+            [32, 32, 128]
+            >>> TASKS["listops"].answers(2048)
+            1
+        """
+        return max(self.readouts, n // self.answer_every) if self.answer_every else self.readouts
 
 
 @dataclass(frozen=True)
@@ -106,12 +129,13 @@ def associative_recall(n: int, batch: int, generator: torch.Generator) -> Batch:
     a random key with its value (a key recurs with the same value). Roles: 1 query,
     ``2 + v`` a pair holding value ``v``. Symbols: key ids ``0 .. KEYS - 1``.
     """
-    if n <= QUERIES:
-        raise ValueError(f"associative recall needs n > {QUERIES}, got {n}")
-    free = n - QUERIES
+    queries = TASKS["associative-recall"].answers(n)
+    if n <= queries:
+        raise ValueError(f"associative recall needs n > {queries}, got {n}")
+    free = n - queries
     table = torch.randint(VALUES, (batch, KEYS), generator=generator)  # [b, K]
     keys = torch.randint(KEYS, (batch, free), generator=generator)  # [b, n - Q]
-    asked = torch.randint(free, (batch, QUERIES), generator=generator)  # [b, Q] stored positions
+    asked = torch.randint(free, (batch, queries), generator=generator)  # [b, Q] stored positions
     query_keys = keys.gather(1, asked)  # [b, Q]
     inputs = torch.empty(batch, n, 2, dtype=torch.long)  # [b, n, 2]
     inputs[:, :free, 0] = keys
@@ -127,6 +151,7 @@ def long_distance(n: int, batch: int, generator: torch.Generator) -> Batch:
     Roles: 0 noise, ``1 + i`` mark ``i`` (at a mark's positions and at its queries).
     Symbols: ``0 .. SYMBOLS - 1``, and ``SYMBOLS`` at a query.
     """
+    queries = TASKS["long-distance"].answers(n)
     if n < 3 * MARKS:
         raise ValueError(f"long-distance needs n >= {3 * MARKS}, got {n}")
     head = max(MARKS, n // 8)  # the marks' block
@@ -137,10 +162,10 @@ def long_distance(n: int, batch: int, generator: torch.Generator) -> Batch:
     marks = order % MARKS  # [b, head]: every mark head / M times, shuffled
     inputs[:, :head, 0] = table.gather(1, marks)
     inputs[:, :head, 1] = marks + 1
-    asked = torch.randint(MARKS, (batch, MARKS), generator=generator)  # [b, M]
-    inputs[:, n - MARKS :, 0] = SYMBOLS
-    inputs[:, n - MARKS :, 1] = asked + 1
-    return Batch(inputs, table.gather(1, asked))  # targets: [b, M]
+    asked = torch.randint(MARKS, (batch, queries), generator=generator)  # [b, Q]
+    inputs[:, n - queries :, 0] = SYMBOLS
+    inputs[:, n - queries :, 1] = asked + 1
+    return Batch(inputs, table.gather(1, asked))  # targets: [b, Q]
 
 
 def listops(n: int, batch: int, generator: torch.Generator) -> Batch:
@@ -158,8 +183,8 @@ TASKS: dict[str, TaskSpec] = {
         name="Associative recall",
         description=(
             f"key-value pairs (one position each; {KEYS} keys, each with one value a "
-            f"sequence) fill all but the last {QUERIES} positions, which query stored "
-            f"keys; answer each query's value ({VALUES} classes)"
+            f"sequence) fill all but the last max({QUERIES}, n/16) positions, which query "
+            f"stored keys; answer each query's value ({VALUES} classes)"
         ),
         causal=True,
         positions=False,
@@ -167,6 +192,7 @@ TASKS: dict[str, TaskSpec] = {
         roles=VALUES + 2,
         classes=VALUES,
         readouts=QUERIES,
+        answer_every=16,
     ),
     "listops": TaskSpec(
         id="listops",
@@ -187,8 +213,8 @@ TASKS: dict[str, TaskSpec] = {
         name="Long-distance match",
         description=(
             f"{MARKS} marks (each repeated, one symbol each) fill the first n/8 positions, "
-            f"random symbols the rest but the last {MARKS}, which name a mark; answer its "
-            f"symbol ({SYMBOLS} classes)"
+            f"random symbols the rest but the last max({MARKS}, n/64), which name a mark; "
+            f"answer its symbol ({SYMBOLS} classes)"
         ),
         causal=True,
         positions=False,
@@ -196,6 +222,7 @@ TASKS: dict[str, TaskSpec] = {
         roles=1 + MARKS,
         classes=SYMBOLS,
         readouts=MARKS,
+        answer_every=64,
     ),
 }
 GENERATORS: dict[str, Callable[[int, int, torch.Generator], Batch]] = {
