@@ -15,7 +15,8 @@ cross-entropy of the readout positions (plus any auxiliary loss the mechanism re
 as the loss and gradients clipped to norm 1. Training data come from a generator seeded
 by (task, length, seed), so every mechanism sees the same sequences for a seed; the
 model's initial weights come from ``torch.manual_seed(seed)``. Accuracy is measured on
-a held-out set fixed per (task, length), the same for every mechanism and seed.
+a held-out set fixed per (task, length), the same for every mechanism and seed, with as
+many answers at every length (:func:`held_out_size`).
 
 The peak memory is that of the first training step (forward and backward), counted by
 :class:`tools.measure.counters.LiveTensorBytes`: tensors alive before it (parameters,
@@ -59,7 +60,7 @@ class Settings:
     lr: float = 3e-3
     weight_decay: float = 0.01
     tokens_per_step: int = 2048
-    eval_size: int = 256
+    eval_size: int = 256  # held-out sequences at the task's fewest answers (held_out_size)
 
 
 @dataclass(frozen=True)
@@ -109,6 +110,23 @@ def lr_factor(step: int, steps: int) -> float:
     if step < warmup:
         return (step + 1) / warmup
     return 0.5 * (1 + math.cos(math.pi * (step - warmup + 1) / max(1, steps - warmup + 1)))
+
+
+def held_out_size(task: str, length: int, settings: Settings) -> int:
+    """Held-out sequences scored: ``eval_size`` of them at the task's fewest answers.
+
+    A task that asks more questions of a longer sequence is scored on fewer sequences, so
+    every length has the same number of answers to score (the held-out forward pass of
+    256 sequences of 2048 would otherwise cost a fifth of the run).
+
+    Examples:
+        >>> [held_out_size("associative-recall", n, Settings()) for n in (512, 2048)]
+        [256, 64]
+        >>> held_out_size("listops", 2048, Settings())
+        256
+    """
+    spec = TASKS[task]
+    return max(1, settings.eval_size * spec.readouts // spec.answers(length))
 
 
 def loss_of(model: Classifier, batch: Batch) -> torch.Tensor:
@@ -199,7 +217,9 @@ def train_and_evaluate(
                     f"(over --max-seconds {max_seconds:g})"
                 )
         losses.append(float(loss.detach()))
-    held_out = generate(key.task, key.length, settings.eval_size, EVAL_SEED + key.length)
+    held_out = generate(
+        key.task, key.length, held_out_size(key.task, key.length, settings), EVAL_SEED + key.length
+    )
     score = accuracy(model, held_out, max(1, EVAL_TOKENS // key.length))
     tail = losses[-max(1, steps // 10) :]
     timed = seconds[1:] or seconds  # the first step ran under the memory counter
