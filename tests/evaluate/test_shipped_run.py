@@ -12,13 +12,12 @@ from collections import defaultdict
 import pytest
 
 from tools.catalog.evaluations import TASK_IDS, Evaluations, load_evaluations
-from tools.evaluate.cli import DEFAULT_SEEDS
+from tools.evaluate.cli import DEFAULT_LENGTHS, DEFAULT_SEEDS
 from tools.evaluate.run import default_mechanisms
 
 SHIPPED = "evaluations/cpu.json"
-# The lengths the shipped run covers for every mechanism. n = 2048, the plan's other
-# length, is not shipped yet (the README's quality benchmark section says so).
-COMPLETE_LENGTHS = (512,)
+# The lengths the shipped run covers for every mechanism: the plan's (tools.evaluate.cli).
+COMPLETE_LENGTHS = DEFAULT_LENGTHS
 
 
 @pytest.fixture(scope="module")
@@ -36,6 +35,33 @@ def test_dense_attention_learns_recall_at_512(shipped: Evaluations) -> None:
     }
     assert set(accuracies) == set(DEFAULT_SEEDS)
     assert min(accuracies.values()) >= 0.95, accuracies
+
+
+def test_dense_attention_matches_a_token_2000_positions_back(shipped: Evaluations) -> None:
+    """At n = 2048 every long-distance answer sits at least 1760 positions from its mark."""
+    accuracies = {
+        run.seed: run.accuracy
+        for run in shipped.runs
+        if (run.mechanism, run.task, run.length) == ("dense", "long-distance", 2048)
+    }
+    assert set(accuracies) == set(DEFAULT_SEEDS)
+    assert min(accuracies.values()) >= 0.8, accuracies
+
+
+@pytest.mark.parametrize("exact", ["flash-attention", "flash-attention-2"])
+def test_exact_reformulations_score_like_dense_attention(shipped: Evaluations, exact: str) -> None:
+    """FlashAttention is dense attention to round-off: it must learn what dense learns."""
+    scores = {
+        mechanism: {
+            (run.task, run.length, run.seed): run.accuracy
+            for run in shipped.runs
+            if run.mechanism == mechanism
+        }
+        for mechanism in ("dense", exact)
+    }
+    assert set(scores[exact]) == set(scores["dense"])
+    for cell, accuracy in scores["dense"].items():
+        assert abs(scores[exact][cell] - accuracy) <= 0.01, (cell, scores[exact][cell], accuracy)
 
 
 @pytest.mark.parametrize("length", COMPLETE_LENGTHS)
@@ -57,5 +83,5 @@ def test_every_mechanism_has_every_task_or_a_reason(shipped: Evaluations, length
 def test_the_file_is_one_setting(shipped: Evaluations) -> None:
     """Every run trained the same number of steps; every task ran at the same lengths."""
     assert len({run.steps for run in shipped.runs}) == 1
-    assert set(COMPLETE_LENGTHS) <= {run.length for run in shipped.runs}
+    assert set(COMPLETE_LENGTHS) == {run.length for run in shipped.runs}
     assert set(shipped.tasks) == set(TASK_IDS)
