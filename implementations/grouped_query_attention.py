@@ -41,10 +41,16 @@ initialisation), and then continues pre-training for a fraction $\alpha$ of the 
 [`from_multi_head`][implementations.grouped_query_attention.from_multi_head] does the conversion;
 the continued training is ordinary training.
 
-Implementation: the $r$ query heads of a group are stacked along the query axis, so each
-group's keys and values are used by $r n$ queries without being copied $r$ times (the layout
-that makes the shared head cheap), and the core is exact attention
-([`dense.attention`][implementations.dense.attention], fused kernels). The layer has no
+Implementation: without padding, the core is the fused kernel's grouped form
+(``scaled_dot_product_attention(..., enable_gqa=True)``), which reads each key/value head for
+its $r$ query heads without copying it and, causal, skips the masked half. With padding, or
+fewer queries than keys (decoding), the $r$ query heads of a group are stacked along the
+query axis, so each group's keys and values are used by $r n$ queries without being copied
+$r$ times, and the core is exact attention
+([`dense.attention`][implementations.dense.attention]) under the stacked mask. Where the time
+goes (n = 4096, 8 heads, one key head, two threads): the stacked form under a causal mask
+takes 0.61 s, the grouped fused kernel 0.12 s, as much as dense attention's (both are
+bitwise equal). The layer has no
 positional encoding (as every layer of the catalog), so the paper's T5 relative-position
 biases are not reproduced.
 
@@ -61,6 +67,7 @@ from typing import NamedTuple
 
 import torch
 from torch import Tensor, nn
+from torch.nn import functional as F
 
 from implementations._helpers import HeadProjections, merge_heads, split_heads
 from implementations._registry import register
@@ -112,6 +119,11 @@ def grouped_attention(
     if h % g:
         raise ValueError(f"{g} key/value heads cannot be shared by {h} query heads evenly")
     r = h // g
+    if mask is None and (not causal or nq == nk):
+        # The fused kernel reads each key/value head for its r query heads itself
+        # (enable_gqa), and its causal path needs no mask: the stacked form below would
+        # need an [r n, n] mask under causality, which sends it to the 5x slower math path.
+        return F.scaled_dot_product_attention(q, k, v, is_causal=causal, enable_gqa=True)
     # A group's r query heads, stacked along the query axis: row (s, i) is head s, query i.
     q_stacked = q.reshape(b, g, r * nq, d)  # [b, g, r nq, d]
     allowed: Tensor | None = None

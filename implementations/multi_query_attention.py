@@ -31,9 +31,9 @@ and equals the causal forward.
 
 MQA is grouped-query attention with one group ($g = 1$): the layer is
 [`GroupedQueryAttention`][implementations.grouped_query_attention.GroupedQueryAttention] with
-``kv_heads=1``, whose core stacks the $h$ query heads along the query axis so that the shared
-keys and values are never copied per head (the batched form of the paper's einsum
-``"bhnk,bmk->bhnm"``, in which keys carry no head index).
+``kv_heads=1``, whose core never copies the shared keys and values per head (the fused
+kernel's grouped form, or the $h$ query heads stacked along the query axis: the batched form
+of the paper's einsum ``"bhnk,bmk->bhnm"``, in which keys carry no head index).
 
 Hyper-parameters: none beyond ``dim``, ``heads`` and ``causal``.
 """

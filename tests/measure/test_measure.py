@@ -69,6 +69,23 @@ def test_measures_resumes_and_summarises(
     assert more.results["performer"].points == performer.points and "linformer" in more.results
 
 
+def test_remeasure_replaces_the_chosen_results_and_keeps_the_rest(catalog_copy: Path) -> None:
+    assert main([*ARGS, "--lengths", "64", "--catalog", str(catalog_copy)]) == 0
+    assert main([*ARGS[2:], "--lengths", "64", "--mechanisms", "linformer",
+                 "--catalog", str(catalog_copy)]) == 0  # fmt: skip
+    path = catalog_copy / NAME
+    data = json.loads(path.read_text())
+    for key in ("performer", "linformer"):  # figures no machine could measure
+        data["results"][key]["points"][0]["forward_s"] = 1e6
+    path.write_text(json.dumps(data))
+
+    assert main([*ARGS, "--lengths", "64", "--remeasure", "--catalog", str(catalog_copy)]) == 0
+    after = load_measurement_files(catalog_copy)[NAME]
+    assert after.results["performer"].points[0].figure("forward_s") < 1e6  # measured afresh
+    assert after.results["linformer"].points[0].figure("forward_s") == 1e6  # not chosen: kept
+    assert "--remeasure" in after.command.split("  # then: ")[-1]
+
+
 def test_dry_run_writes_nothing(catalog_copy: Path) -> None:
     folder = catalog_copy / "measurements"
     before = {path.name: path.read_bytes() for path in folder.iterdir()}

@@ -6,6 +6,7 @@ Usage::
     python -m tools.measure --quick              # n = 256 ... 2048, fewer repeats
     python -m tools.measure --mechanisms performer,linformer --lengths 1024,2048
     python -m tools.measure --peers --mechanisms performer --lengths 1024,2048
+    python -m tools.measure --remeasure --mechanisms performer   # afresh, after a code change
 
 It ends with the closing table and the file it wrote. A measurement file it cannot resume
 (malformed, or older than ``schema_version``) is reported as ``path: field: message`` and
@@ -87,6 +88,12 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also time each public implementation (peer) beside ours, pairs alternated",
     )
+    parser.add_argument(
+        "--remeasure",
+        action="store_true",
+        help="measure the chosen mechanisms (and their references) afresh, replacing their "
+        "stored points and peer comparisons; resume an interrupted one without this flag",
+    )
     parser.add_argument("--dry-run", action="store_true", help="measure but write nothing")
     parser.add_argument("--catalog", type=Path, help="catalog folder (default: catalog/)")
     return parser
@@ -116,6 +123,7 @@ def plan_from(args: argparse.Namespace, argv: list[str]) -> Plan:
         max_seconds=args.max_seconds,
         command="python -m tools.measure " + " ".join(argv),
         peers=args.peers,
+        remeasure=args.remeasure,
     )
 
 

@@ -63,6 +63,7 @@ class Plan:
     max_seconds: float
     command: str
     peers: bool = False
+    remeasure: bool = False
 
 
 def machine_description(device: str = "cpu") -> Machine:
@@ -192,6 +193,11 @@ def measure(plan: Plan, catalog: Catalog, store: Store) -> MeasurementFile:
 
     name = results_name(plan.setup)
     measurements = start(read_resumable(store, name), plan)
+    if plan.remeasure:
+        # Afresh, references included: a ratio of a new figure to an old one would compare
+        # two states of the code (or of the machine).
+        for variant in variants(plan.ids, catalog):
+            measurements.results.pop(variant.key, None)
     points = [(variant, n) for variant in variants(plan.ids, catalog) for n in plan.lengths]
     progress = tqdm(
         points, desc="measuring", unit="point", file=sys.stderr, disable=not sys.stderr.isatty()

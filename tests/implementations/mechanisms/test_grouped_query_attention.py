@@ -64,6 +64,19 @@ def test_core_equals_per_head_loop(causal: bool, masked: bool, kv_heads: int) ->
 
 
 @pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("kv_heads", [1, 2])
+def test_fused_grouped_kernel_equals_the_stacked_form(causal: bool, kv_heads: int) -> None:
+    """No padding takes the fused grouped kernel; an all-True mask takes the stacked form."""
+    torch.manual_seed(0)
+    q = torch.randn(B, HEADS, N, 8)
+    k, v = torch.randn(2, B, kv_heads, N, 8).unbind(0)
+    everything = torch.ones(B, N, dtype=torch.bool)
+    fused = grouped_attention(q, k, v, None, causal)
+    stacked = grouped_attention(q, k, v, everything, causal)
+    torch.testing.assert_close(fused, stacked, atol=1e-6, rtol=1e-5)
+
+
+@pytest.mark.parametrize("causal", [False, True])
 def test_as_many_kv_heads_as_heads_is_multi_head_attention(causal: bool) -> None:
     dense = build("dense", causal)
     gqa = build("grouped-query-attention", causal, kv_heads=HEADS)
