@@ -34,6 +34,15 @@ from tools.site.context import (
     skipped_at,
 )
 from tools.site.escaping import render
+from tools.site.pages.ratios import (
+    NO_PEER,
+    NO_POINT,
+    RATIO_LENGTHS,
+    RatioRow,
+    exact_rows,
+    peer_notes,
+    peer_rows,
+)
 from tools.site.plots import FIGURE_LABELS, PALETTE, Series, format_count, loglog_svg
 
 # The figures plotted per class, and the tab that shows each.
@@ -112,6 +121,9 @@ class Run:
     others: list[str]
     classes: list[tuple[TaxonomyClass, list[tuple[str, str]]]]
     rows: list[ResultRow]
+    exact: list[RatioRow]
+    peers: list[RatioRow]
+    peer_notes: list[tuple[str, str, list[str]]]
 
 
 def _ratio(value: float | None, why: Markup, suffix: str = "") -> Markup:
@@ -173,6 +185,9 @@ def _run(measurement: Measurement, catalog: Catalog, available: set[str]) -> Run
         others=others,
         classes=classes,
         rows=[_row(result, catalog) for _, result in sorted(file.results.items())],
+        exact=exact_rows(measurement, catalog),
+        peers=peer_rows(measurement, catalog),
+        peer_notes=peer_notes(measurement),
     )
 
 
@@ -183,7 +198,8 @@ def benchmarks_page(catalog: Catalog, context: SiteContext, plots: Iterable[str]
     return render(
         "benchmarks.md.j2",
         runs=runs,
-        footnotes=(*FOOTNOTES, NEVER),
+        footnotes=(*FOOTNOTES, NEVER, NO_PEER, NO_POINT),
+        ratio_lengths=RATIO_LENGTHS,
         marks=((FEW_LENGTHS, FEW_LENGTHS_TEXT), (BELOW_CLAIM, BELOW_CLAIM_TEXT)),
         ffn_reference=FFN_REFERENCE,
     )

@@ -29,6 +29,7 @@ from tools.site.context import (
     growth_text,
     reference_series,
 )
+from tools.site.pages.ratios import PeerLine, peer_lines
 from tools.site.plots import FIGURE_LABELS, PALETTE, Series, panels_svg
 
 NONE = Markup("—")
@@ -86,6 +87,7 @@ class ComplexityData:
     fixed: dict[str, str] = field(default_factory=dict)
     grows: dict[str, str] = field(default_factory=dict)
     ffn_reference: str = FFN_REFERENCE
+    peers: list[PeerLine] = field(default_factory=list)
 
 
 def _survey_row(entry: Entry, complexity: Complexity) -> SurveyRow | None:
@@ -151,6 +153,7 @@ def complexity_data(entry: Entry, context: SiteContext, plot_path: str | None) -
         crossings=crossings,
         fixed={k: v for k, v in complexity.symbols.items() if k not in growing},
         grows={k: v for k, v in complexity.symbols.items() if k in growing},
+        peers=[line for m, r in measured for line in peer_lines(m, r)],
     )
 
 
