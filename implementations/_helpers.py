@@ -689,10 +689,16 @@ def gather_positions(x: Tensor, index: Tensor) -> Tensor:
                  [0., 1.]]])
     """
     lead = torch.broadcast_shapes(x.shape[:-2], index.shape[:-1])
-    x = x.expand(*lead, *x.shape[-2:])
+    x = x.reshape((1,) * (len(lead) + 2 - x.dim()) + x.shape)  # as many dimensions as lead
     # Advanced indexing copies whole rows (about 3x faster than an element-wise gather).
+    # A dimension along which x broadcasts is indexed at 0, not expanded: the backward then
+    # accumulates into x's own shape. Expanding it first would make the backward zero-fill
+    # and sum a gradient of the expanded shape (for routing at n = 4096 with 64 clusters,
+    # three 0.5 GB tensors, 60% of a training step).
     grids = [
-        torch.arange(size, device=x.device).view((1,) * i + (size,) + (1,) * (len(lead) - i))
+        torch.arange(size if x.shape[i] > 1 else 1, device=x.device).view(
+            (1,) * i + (-1,) + (1,) * (len(lead) - i)
+        )
         for i, size in enumerate(lead)
-    ]  # one [1, .., size, .., 1, 1] index per leading dimension
+    ]  # one [1, .., size or 1, .., 1, 1] index per leading dimension
     return x[(*grids, index)]  # [*lead, k, d]

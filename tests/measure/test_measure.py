@@ -75,7 +75,7 @@ def test_remeasure_replaces_the_chosen_results_and_keeps_the_rest(catalog_copy: 
                  "--catalog", str(catalog_copy)]) == 0  # fmt: skip
     path = catalog_copy / NAME
     data = json.loads(path.read_text())
-    for key in ("performer", "linformer"):  # figures no machine could measure
+    for key in ("performer", "linformer", "dense"):  # figures no machine could measure
         data["results"][key]["points"][0]["forward_s"] = 1e6
     path.write_text(json.dumps(data))
 
@@ -83,6 +83,7 @@ def test_remeasure_replaces_the_chosen_results_and_keeps_the_rest(catalog_copy: 
     after = load_measurement_files(catalog_copy)[NAME]
     assert after.results["performer"].points[0].figure("forward_s") < 1e6  # measured afresh
     assert after.results["linformer"].points[0].figure("forward_s") == 1e6  # not chosen: kept
+    assert after.results["dense"].points[0].figure("forward_s") == 1e6  # a reference: kept
     assert "--remeasure" in after.command.split("  # then: ")[-1]
 
 

@@ -91,8 +91,8 @@ def parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--remeasure",
         action="store_true",
-        help="measure the chosen mechanisms (and their references) afresh, replacing their "
-        "stored points and peer comparisons; resume an interrupted one without this flag",
+        help="measure the chosen mechanisms afresh, replacing their stored points and peer "
+        "comparisons (references are kept unless listed); resume an interrupted one without it",
     )
     parser.add_argument("--dry-run", action="store_true", help="measure but write nothing")
     parser.add_argument("--catalog", type=Path, help="catalog folder (default: catalog/)")
@@ -101,7 +101,8 @@ def parser() -> argparse.ArgumentParser:
 
 def plan_from(args: argparse.Namespace, argv: list[str]) -> Plan:
     """The run the arguments ask for; an unknown mechanism fails here, before measuring."""
-    ids: list[str] = args.mechanisms.split(",") if args.mechanisms else implementations.available()
+    requested = args.mechanisms.split(",") if args.mechanisms else implementations.available()
+    ids: list[str] = list(requested)
     kinds = {id: implementations.mechanism(id).kind for id in ids if id != DENSE_FFN}  # typos
     if "dense" not in ids and any(kind != "ffn" for kind in kinds.values()):
         ids = ["dense", *ids]
@@ -123,7 +124,8 @@ def plan_from(args: argparse.Namespace, argv: list[str]) -> Plan:
         max_seconds=args.max_seconds,
         command="python -m tools.measure " + " ".join(argv),
         peers=args.peers,
-        remeasure=args.remeasure,
+        # The references added above are kept: list dense to measure it afresh too.
+        remeasure=tuple(requested) if args.remeasure else (),
     )
 
 

@@ -63,7 +63,8 @@ class Plan:
     max_seconds: float
     command: str
     peers: bool = False
-    remeasure: bool = False
+    # The mechanisms to measure afresh (their stored points and peer comparisons dropped).
+    remeasure: tuple[str, ...] = ()
 
 
 def machine_description(device: str = "cpu") -> Machine:
@@ -193,11 +194,8 @@ def measure(plan: Plan, catalog: Catalog, store: Store) -> MeasurementFile:
 
     name = results_name(plan.setup)
     measurements = start(read_resumable(store, name), plan)
-    if plan.remeasure:
-        # Afresh, references included: a ratio of a new figure to an old one would compare
-        # two states of the code (or of the machine).
-        for variant in variants(plan.ids, catalog):
-            measurements.results.pop(variant.key, None)
+    for variant in variants(list(plan.remeasure), catalog):
+        measurements.results.pop(variant.key, None)
     points = [(variant, n) for variant in variants(plan.ids, catalog) for n in plan.lengths]
     progress = tqdm(
         points, desc="measuring", unit="point", file=sys.stderr, disable=not sys.stderr.isatty()

@@ -79,6 +79,25 @@ def test_gather_positions_matches_elementwise_gather() -> None:
     assert torch.equal(gather_positions(x, index), expected)
 
 
+def test_gather_positions_backward_stays_in_the_inputs_shape() -> None:
+    """Rows picked from a tensor broadcast over 64 clusters: the gradient is the same as
+    through an expanded copy, and the backward never allocates that expanded shape."""
+    from tools.measure.counters import LiveTensorBytes
+
+    torch.manual_seed(0)
+    x = torch.randn(1, 2, 1, 512, 16, requires_grad=True)  # [b, h, 1, n, d]
+    index = torch.randint(0, 512, (1, 2, 64, 8))  # [b, h, clusters, picked]
+    grad = torch.randn(1, 2, 64, 8, 16)
+    expanded = x.expand(1, 2, 64, 512, 16)
+    reference = expanded.gather(-2, index[..., None].expand(-1, -1, -1, -1, 16))
+    (expected,) = torch.autograd.grad(reference, x, grad)
+    picked = gather_positions(x, index)
+    with LiveTensorBytes() as live:
+        (got,) = torch.autograd.grad(picked, x, grad)
+    torch.testing.assert_close(got, expected)
+    assert live.peak < expanded.numel() * 4 // 8, live.peak  # x's shape, not 64 copies
+
+
 @pytest.mark.parametrize("causal", [False, True])
 def test_heads_in_turn_is_the_vectorised_computation(causal: bool) -> None:
     from implementations.performer import attention, gaussian_orthogonal_random_matrix
