@@ -72,7 +72,6 @@ from torch import Tensor, nn
 from implementations._helpers import (
     HeadProjections,
     chunk,
-    default_mask,
     masked_softmax,
     pad_to_multiple,
 )
@@ -132,6 +131,18 @@ def segment_means(x: Tensor, mask: Tensor, segment: int) -> tuple[Tensor, Tensor
     return means, counts > 0
 
 
+def _unpadded_attention(q: Tensor, k: Tensor, v: Tensor, segment: int, iterations: int) -> Tensor:
+    """[`attention`][implementations.nystromformer.attention] when every token is real and
+    ``n`` is a multiple of ``segment``: the same equations with no mask to apply."""
+    q = q / math.sqrt(q.shape[-1])
+    q_land = chunk(q, segment).mean(-2)  # [b, h, m, l, d] -> [b, h, m, d]
+    k_land = chunk(k, segment).mean(-2)  # [b, h, m, d]
+    f = (q @ k_land.transpose(-1, -2)).softmax(-1)  # F~ [b, h, n, m]
+    a = (q_land @ k_land.transpose(-1, -2)).softmax(-1)  # A~ [b, h, m, m]
+    b_mat = (q_land @ k.transpose(-1, -2)).softmax(-1)  # B~ [b, h, m, n]
+    return f @ (iterative_pinv(a, iterations) @ (b_mat @ v))  # [b, h, n, dv]
+
+
 def attention(
     q: Tensor,
     k: Tensor,
@@ -168,10 +179,13 @@ def attention(
     out_dtype = q.dtype
     compute = torch.float32 if q.dtype in (torch.float16, torch.bfloat16) else q.dtype
     q, k, v = q.to(compute), k.to(compute), v.to(compute)
-    mask = torch.ones(b, n, dtype=torch.bool, device=q.device) if mask is None else mask
-
     # Segments of l tokens; pad n to a multiple of l with masked tokens.
     segment = math.ceil(n / num_landmarks)
+    if mask is None and n % segment == 0:
+        # No padding anywhere: every mask below would be all True. Skipping them saves five
+        # copies of [b, h, n, .] tensors, about a tenth of the forward at n = 4096.
+        return _unpadded_attention(q, k, v, segment, pinv_iterations).to(out_dtype)
+    mask = torch.ones(b, n, dtype=torch.bool, device=q.device) if mask is None else mask
     q, _ = pad_to_multiple(q, segment)  # [b, h, m * l, d]
     k, _ = pad_to_multiple(k, segment)
     v, _ = pad_to_multiple(v, segment)
@@ -266,11 +280,11 @@ class Nystromformer(nn.Module):
 
     def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
         """``x`` ``[b, n, dim]``, ``mask`` bool ``[b, n]`` (True = real) -> ``[b, n, dim]``."""
-        mask = default_mask(mask, x)
         q, k, v = self.proj.qkv(x)  # [b, h, n, d] each
         o = attention(q, k, v, self.num_landmarks, self.pinv_iterations, mask=mask)
         if self.conv is not None:
-            # Zero padded values first: the convolution mixes neighbouring positions.
-            v = v.masked_fill(~mask[:, None, :, None], 0)  # [b, h, n, d]
+            if mask is not None:
+                # Zero padded values first: the convolution mixes neighbouring positions.
+                v = v.masked_fill(~mask[:, None, :, None], 0)  # [b, h, n, d]
             o = o + self.conv(v)  # channels = heads, "image" = [n, d]
         return self.proj.out(o)  # [b, n, dim]

@@ -105,3 +105,18 @@ def test_module_is_projections_around_attention_plus_conv_skip() -> None:
     windows = v_padded.unfold(2, weight.shape[-1], 1)  # [b, h, n, d, kernel]
     skip = torch.einsum("bhndk,hk->bhnd", windows, weight)
     torch.testing.assert_close(layer(x), layer.proj.out(o + skip), atol=1e-5, rtol=1e-4)
+
+
+def test_no_padding_skips_the_masks_and_changes_nothing() -> None:
+    """Without a mask and with n a multiple of the segment, the unmasked form runs; an
+    all-True mask takes the masked form. Both must give the same output, in the core and
+    in the layer (whose convolution skip is then applied to unmasked values)."""
+    q, k, v = qkv()
+    everything = torch.ones(B, N, dtype=torch.bool)
+    torch.testing.assert_close(
+        attention(q, k, v, num_landmarks=6), attention(q, k, v, num_landmarks=6, mask=everything)
+    )
+    torch.manual_seed(0)
+    layer = implementations.build("nystromformer", dim=16, heads=2, num_landmarks=6)
+    x = torch.randn(B, N, 16)
+    torch.testing.assert_close(layer(x), layer(x, everything))
