@@ -178,7 +178,10 @@ class Linformer(nn.Module):
             )
         q, k, v = self.proj.qkv(x)  # [b, h, n, d] each
         # The first n columns: the projection of the sequence zero-padded to max_seq_len.
-        e = self.projection[0, :, :, :n]  # [h or 1, k, n]
-        f = self.projection[-1, :, :, :n]  # [h or 1, k, n]; the same matrix as E if shared
+        columns = self.projection if n == self.max_seq_len else self.projection[..., :n]
+        # unbind, not two indexings: each index's backward would zero-fill a gradient of the
+        # whole parameter (10% of a training step at n = 4096); unbind's stacks the two.
+        e, *rest = columns.unbind(0)  # [h or 1, k, n] each
+        f = rest[0] if rest else e  # the same matrix as E if shared
         o = attention(q, k, v, e, f, mask=mask)  # [b, h, n, d]
         return self.proj.out(o)
