@@ -155,10 +155,11 @@ def peer_notes(measurement: Measurement) -> list[tuple[str, str, list[str]]]:
     """``(peer, settings, notes)`` of every peer in the file, once each, by name: how it was
     matched to ours and where it could not be (or has a known defect)."""
     found: dict[str, tuple[str, str, list[str]]] = {}
-    for result in measurement.file.results.values():
-        for c in result.peers:
-            shown = f"{c.peer} {c.version}" if c.version else c.peer
-            found.setdefault(c.peer, (shown, c.settings or "", c.notes))
+    comparisons = [c for result in measurement.file.results.values() for c in result.peers]
+    # A comparison that ran names the peer's version; one skipped may not.
+    for c in sorted(comparisons, key=lambda c: c.version is None):
+        shown = f"{c.peer} {c.version}" if c.version else c.peer
+        found.setdefault(c.peer, (shown, c.settings or "", c.notes))
     return [found[name] for name in sorted(found)]
 
 
