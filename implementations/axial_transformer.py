@@ -32,6 +32,13 @@ for the raster order $p = r W + c$:
    $Y = \mathrm{RowAttention}_{\le c}(X + U)$, so $Y_{r,c}$ depends on the rows above and on
    $X_{r, \le c}$.
 
+**Where the time goes** (``torch.profiler``, one thread, forward+backward, n = 4096, dim
+512, 8 heads): the eight projections of the two axial layers are 74% (``aten::mm``), the
+fused attention over rows and columns about 15%, the copies that lay columns out as rows most of
+the rest. The axial-attention package sums its row and column outputs where ours applies
+them in sequence; at matched width ours is 0.93–1.02× its time forward and up to 1.21×
+forward+backward: the projections, the same in both, leave little to gain.
+
 Hyper-parameters:
     width: $W$, the row length (the image width); None picks $\lceil \sqrt n \rceil$ per
         input. The last row is padded internally.

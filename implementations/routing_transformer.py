@@ -47,6 +47,16 @@ up to itself: a sliding window over the sorted order, which only involves past t
 It is computed on chunks of $w$ sorted tokens (each with the chunk before it), so the
 score tensor is $n \times 2w$.
 
+**Where the time goes** (``torch.profiler``, one thread, forward, n = 4096, 64 clusters,
+dim 512, 8 heads, training mode): the four projections about 100 ms, the top-$w$ selection
+23 ms, the two layer norms 17 ms, the gathers 17 ms, the fused attention over the $k$
+cluster blocks 15 ms. Against the routing-transformer package at matched settings ours is
+0.98–1.20× forward at 4k–16k: nothing in the list can be removed without changing the
+algorithm. The gathers once cost more: gathering from a tensor broadcast over the clusters
+made the backward zero-fill a gradient of shape $[b, h, k, n, d]$ (60% of a training step);
+[`gather_positions`][implementations._helpers.gather_positions] now indexes the broadcast
+dimension instead.
+
 Hyper-parameters: ``n_clusters`` ($k$; 16 for 8k tokens in the paper's enwik8 and PG-19
 models), ``window_size`` ($w$; default $\lceil n / k \rceil$, 512 at 8k tokens),
 ``decay`` ($\lambda$ = 0.999).
