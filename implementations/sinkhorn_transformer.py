@@ -62,12 +62,14 @@ depends on the past only, and the layer decodes autoregressively. This costs $O(
 
 **Where the time goes** (``torch.profiler``, one thread, causal, forward+backward, n = 8192,
 blocks of 64, dim 512, 8 heads: 1.48 s): the projections about 430 ms; the attention about
-250 ms, on the readable path with materialised scores (see
-[`softmax_attention`][implementations._helpers.softmax_attention]), because the log-share
-bias of the sorted keys needs a gradient and the fused CPU kernel cannot differentiate an
-additive mask; masking (``where``) 78 ms; the per-prefix causal balancing about 100 ms of
-``exp``. This is why causal Sinkhorn stays slower than the sinkhorn-transformer package (up
-to 1.8× forward+backward at 8192) although the non-causal form is at par (0.74–1.02×).
+250 ms, with materialised scores (see
+[`softmax_attention`][implementations._helpers.softmax_attention]): the log-share bias of the
+sorted keys needs a gradient, which the fused CPU kernel cannot give; masking (``where``)
+78 ms; the per-prefix causal balancing about 100 ms of ``exp``. Applying the bias as a mask
+instead (exact for a causal sort, whose rows sum to 1 after the first) was tried and gained
+under 5%: with any mask, torch's CPU backward also materialises the scores. This is why
+causal Sinkhorn stays slower than the sinkhorn-transformer package (up to 1.8×
+forward+backward at 8192) although the non-causal form is at par (0.74–1.02×).
 
 Hyper-parameters: ``block_size`` ($b$), ``max_blocks`` (the sorting network's output
 width: at most ``max_blocks * block_size`` tokens), ``sinkhorn_iters`` ($k$),
