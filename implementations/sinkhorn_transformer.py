@@ -67,7 +67,8 @@ blocks of 64, dim 512, 8 heads: 1.48 s): the projections about 430 ms; the atten
 sorted keys needs a gradient, which the fused CPU kernel cannot give; masking (``where``)
 78 ms; the per-prefix causal balancing about 100 ms of ``exp``. Applying the bias as a mask
 instead (exact for a causal sort, whose rows sum to 1 after the first) was tried and gained
-under 5%: with any mask, torch's CPU backward also materialises the scores. This is why
+under 5%: with that mask (causal rows in each block) the profile still showed the unfused
+``bmm``/``where`` backward. This is why
 causal Sinkhorn stays slower than the sinkhorn-transformer package (up to 1.8×
 forward+backward at 8192) although the non-causal form is at par (0.74–1.02×).
 
