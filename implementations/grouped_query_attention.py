@@ -126,17 +126,15 @@ def grouped_attention(
         return F.scaled_dot_product_attention(q, k, v, is_causal=causal, enable_gqa=True)
     # A group's r query heads, stacked along the query axis: row (s, i) is head s, query i.
     q_stacked = q.reshape(b, g, r * nq, d)  # [b, g, r nq, d]
-    allowed: Tensor | None = None
-    if causal and (r > 1 or mask is not None or nq != nk):
+    # Here there is padding, or causal queries aligned with the last of more keys (decoding).
+    allowed: Tensor | None = mask  # [b, nk]: key padding
+    if causal:
         position = torch.arange(nq, device=q.device).repeat(r)  # [r nq]: each row's query
         keys = torch.arange(nk, device=q.device)
         allowed = (keys[None, :] <= position[:, None] + (nk - nq))[None, None]  # [1, 1, r nq, nk]
         if mask is not None:
             allowed = allowed & mask[:, None, None, :]  # [b, 1, r nq, nk]
-    elif mask is not None:
-        allowed = mask  # [b, nk]: key padding
-    plain_causal = causal and allowed is None  # r == 1, square, no mask: the fused causal path
-    o = exact_attention(q_stacked, k, v, mask=allowed, causal=plain_causal)  # [b, g, r nq, dv]
+    o = exact_attention(q_stacked, k, v, mask=allowed)  # [b, g, r nq, dv]
     return o.reshape(b, h, nq, v.shape[-1])  # [b, h, nq, dv]
 
 

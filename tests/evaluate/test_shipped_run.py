@@ -27,41 +27,40 @@ def shipped() -> Evaluations:
     return files[SHIPPED]
 
 
-def test_dense_attention_learns_recall_at_512(shipped: Evaluations) -> None:
-    accuracies = {
-        run.seed: run.accuracy
+def accuracies(shipped: Evaluations, mechanism: str) -> dict[tuple[str, int, int], float]:
+    """``{(task, length, seed): accuracy}`` of every shipped run of ``mechanism``."""
+    return {
+        (run.task, run.length, run.seed): run.accuracy
         for run in shipped.runs
-        if (run.mechanism, run.task, run.length) == ("dense", "associative-recall", 512)
+        if run.mechanism == mechanism
     }
-    assert set(accuracies) == set(DEFAULT_SEEDS)
-    assert min(accuracies.values()) >= 0.95, accuracies
+
+
+def per_seed(shipped: Evaluations, mechanism: str, task: str, length: int) -> dict[int, float]:
+    found = accuracies(shipped, mechanism).items()
+    return {seed: value for (t, n, seed), value in found if (t, n) == (task, length)}
+
+
+def test_dense_attention_learns_recall_at_512(shipped: Evaluations) -> None:
+    scores = per_seed(shipped, "dense", "associative-recall", 512)
+    assert set(scores) == set(DEFAULT_SEEDS)
+    assert min(scores.values()) >= 0.95, scores
 
 
 def test_dense_attention_matches_a_token_2000_positions_back(shipped: Evaluations) -> None:
     """At n = 2048 every long-distance answer sits at least 1760 positions from its mark."""
-    accuracies = {
-        run.seed: run.accuracy
-        for run in shipped.runs
-        if (run.mechanism, run.task, run.length) == ("dense", "long-distance", 2048)
-    }
-    assert set(accuracies) == set(DEFAULT_SEEDS)
-    assert min(accuracies.values()) >= 0.8, accuracies
+    scores = per_seed(shipped, "dense", "long-distance", 2048)
+    assert set(scores) == set(DEFAULT_SEEDS)
+    assert min(scores.values()) >= 0.8, scores
 
 
 @pytest.mark.parametrize("exact", ["flash-attention", "flash-attention-2"])
 def test_exact_reformulations_score_like_dense_attention(shipped: Evaluations, exact: str) -> None:
     """FlashAttention is dense attention to round-off: it must learn what dense learns."""
-    scores = {
-        mechanism: {
-            (run.task, run.length, run.seed): run.accuracy
-            for run in shipped.runs
-            if run.mechanism == mechanism
-        }
-        for mechanism in ("dense", exact)
-    }
-    assert set(scores[exact]) == set(scores["dense"])
-    for cell, accuracy in scores["dense"].items():
-        assert abs(scores[exact][cell] - accuracy) <= 0.01, (cell, scores[exact][cell], accuracy)
+    dense, other = accuracies(shipped, "dense"), accuracies(shipped, exact)
+    assert set(other) == set(dense)
+    for cell, accuracy in dense.items():
+        assert abs(other[cell] - accuracy) <= 0.01, (cell, other[cell], accuracy)
 
 
 @pytest.mark.parametrize("length", COMPLETE_LENGTHS)
