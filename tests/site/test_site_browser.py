@@ -143,14 +143,27 @@ def _search(page, query: str) -> list[str]:
     items = page.locator(".md-search-result__item > a")
     for _ in range(15):  # the index loads in a worker; a query typed too early is dropped
         search.fill("")
-        search.type(query)
+        # One input event for the whole query: typed key by key, a slow machine can show
+        # the results of a prefix ("O(n l") when the list is read.
+        search.fill(query)
         try:
             items.first.wait_for(state="visible", timeout=2_000)
             break
         except PlaywrightTimeout:
             continue
-    page.wait_for_timeout(300)
-    return [(link.get_attribute("href") or "").split("?")[0] for link in items.all()]
+    return _settled_results(page, items)
+
+
+def _settled_results(page, items) -> list[str]:
+    """The result links once two reads 300 ms apart agree (the worker answers asynchronously)."""
+    previous: list[str] | None = None
+    for _ in range(20):
+        page.wait_for_timeout(300)
+        current = [(link.get_attribute("href") or "").split("?")[0] for link in items.all()]
+        if current == previous:
+            return current
+        previous = current
+    return previous or []
 
 
 @pytest.mark.parametrize(
