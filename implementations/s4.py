@@ -39,10 +39,24 @@ $$
 $$
 
 keeping one of each conjugate pair of modes ($N/2$ complex modes give a real kernel). It
-costs $O(n N)$ per channel (the paper's Cauchy route $\tilde O(n + N)$), computed by blocks of
-positions so that no ``[H, N, n]`` tensor is stored. $B$ starts at 1, $C$ complex normal,
-$\Delta$ log-uniform in ``[dt_min, dt_max]`` per channel (our initialisation, as S4's code
-samples $\Delta$).
+costs $O(n N)$ multiply-adds per channel (the paper's Cauchy route $\tilde O(n + N)$). The
+powers are not all taken by ``exp``: writing $\ell = iB + j$ with $B = \lceil\sqrt n\,\rceil$,
+
+$$
+e^{\ell \Delta\Lambda_n} = e^{iB\,\Delta\Lambda_n}\, e^{j \Delta\Lambda_n}, \qquad
+\bar K_{iB + j} = 2\,\mathrm{Re} \sum_n \big(C_n \bar B_n e^{iB\,\Delta\Lambda_n}\big)\,
+e^{j \Delta\Lambda_n},
+$$
+
+so the kernel is one batched matrix product of a ``[n/B, N/2]`` by a ``[N/2, B]`` matrix per
+channel, and only $2\sqrt n$ complex exponentials per mode are evaluated instead of $n$. Where
+the time goes: taking all $n$ powers by ``exp`` (blocks of 1024 positions) spent 59 % of an
+S4 forward and backward in complex ``exp`` at $n = 8192$ (5.6 s of 9.6 s, dim 512, one
+thread); the factorised form takes 0.8 s for the whole step. No ``[H, N, n]`` tensor is
+stored.
+
+$B$ starts at 1, $C$ complex normal, $\Delta$ log-uniform in ``[dt_min, dt_max]`` per channel
+(our initialisation, as S4's code samples $\Delta$).
 
 **Layer.** $y = W_O\, \mathrm{GELU}(\bar K * u + D u)$ with $u = x$: the SSM mixes along
 the sequence per channel, the GELU and position-wise linear layer mix channels (the
@@ -72,9 +86,6 @@ from implementations._registry import Range, register
 from implementations._scan import fft_conv
 
 __all__ = ["S4", "DiagonalSSMKernel", "hippo_legs_diagonal"]
-
-# Positions per block of the Vandermonde product: bounds its [H, N/2, block] tensor.
-_KERNEL_BLOCK = 1024
 
 
 def hippo_legs_diagonal(state_size: int) -> Tensor:
@@ -144,19 +155,23 @@ class DiagonalSSMKernel(nn.Module):
     def kernel(self, length: int) -> Tensor:
         r"""The kernel $\bar K_\ell = 2\,\mathrm{Re} \sum_n C_n \bar B_n e^{\ell \Delta\Lambda_n}$.
 
+        Positions $\ell = iB + j$ split the powers into $e^{iB\Delta\Lambda} e^{j\Delta\Lambda}$
+        (see the module docstring): $B$ powers within a block, one per block across them.
+
         Returns:
             ``[H, length]``, float32.
         """
         dt_lam, b_bar, c = self.discrete()
-        weights = c * b_bar  # [H, N/2]
-        blocks = []
-        for start in range(0, length, _KERNEL_BLOCK):
-            steps = torch.arange(
-                start, min(start + _KERNEL_BLOCK, length), device=dt_lam.device, dtype=torch.float32
-            )  # [l]
-            vandermonde = torch.exp(dt_lam[:, :, None] * steps)  # [H, N/2, l]: e^{l dt Lambda}
-            blocks.append(2 * torch.einsum("hn,hnl->hl", weights, vandermonde).real)  # [H, l]
-        return torch.cat(blocks, dim=-1)  # [H, length]
+        block = max(1, math.isqrt(length - 1) + 1)  # B = ceil(sqrt(n))
+        starts = torch.arange(0, length, block, device=dt_lam.device, dtype=torch.float32)
+        offsets = torch.arange(block, device=dt_lam.device, dtype=torch.float32)
+        within = torch.exp(dt_lam[:, :, None] * offsets)  # [H, N/2, B]: e^{j dt Lambda}
+        # C B e^{iB dt Lambda}: each block's start folded into the weights.
+        across = (c * b_bar)[:, None, :] * torch.exp(dt_lam[:, None, :] * starts[:, None])
+        # [H, n/B, N/2]
+        # Re(a b) = Re a Re b - Im a Im b: two real products, no imaginary part computed.
+        kernel = across.real @ within.real - across.imag @ within.imag  # [H, n/B, B]
+        return 2 * kernel.flatten(1)[:, :length]  # [H, length]
 
 
 @register("s4", kind="attention", supports_causal=True)

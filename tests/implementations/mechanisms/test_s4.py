@@ -87,10 +87,10 @@ def test_vandermonde_kernel_equals_powers_of_the_state_matrix() -> None:
 
 
 def test_kernel_blocks_tile_long_kernels() -> None:
-    """The Vandermonde product by blocks of positions gives one continuous kernel."""
+    """The factorised powers (blocks of ceil(sqrt(n)) positions) give one continuous kernel."""
     torch.manual_seed(0)
     ssm = DiagonalSSMKernel(2, NSTATE, 0.001, 0.01)
-    long = ssm.kernel(2500)  # three blocks of 1024
+    long = ssm.kernel(2500)  # 50 blocks of 50 positions
     torch.testing.assert_close(long[:, :N], ssm.kernel(N))
     dt_lam, b_bar, c = (t.to(torch.complex128) for t in ssm.discrete())
     ell = 2222
