@@ -58,7 +58,6 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from implementations._helpers import (
@@ -73,6 +72,7 @@ from implementations._registry import register
 __all__ = [
     "ClusteredAttention",
     "centroid_attention",
+    "cluster_sums",
     "hamming_kmeans",
     "hash_codes",
     "improved_centroid_attention",
@@ -131,18 +131,41 @@ def hamming_kmeans(codes: Tensor, mask: Tensor, clusters: int, iterations: int) 
     for _ in range(iterations):
         # Nearest centroid: the largest s . c is the smallest Hamming distance (B - s . c) / 2.
         assign = (codes @ centroids.transpose(-1, -2)).argmax(-1)  # [..., n]
-        members = F.one_hot(assign, clusters).to(codes.dtype) * real[..., None]  # [..., n, C]
-        votes = members.transpose(-1, -2) @ codes  # [..., C, B]: #(+1) - #(-1) per bit
+        votes = cluster_sums(codes * real[..., None], assign, clusters)  # [..., C, B]
+        # votes: #(+1) - #(-1) per bit over each cluster's real members
         # Majority bit; a tie (or an empty cluster) keeps the previous bit.
         centroids = torch.where(votes == 0, centroids, votes.sign())
     return (codes @ centroids.transpose(-1, -2)).argmax(-1)  # [..., n]
 
 
+def cluster_sums(values: Tensor, assign: Tensor, clusters: int) -> Tensor:
+    """``[..., C, d]``: the sum of the ``values`` ``[..., n, d]`` assigned to each cluster.
+
+    ``assign`` ``[..., n]`` and the leading dimensions of ``values`` broadcast.
+
+    A scatter-add, $O(n d)$: the one-hot form (a ``[..., n, C]`` membership matrix times
+    ``values``) costs $O(n C d)$ and, at $C = 100$, took most of the clustering's time.
+
+    Examples:
+        >>> import torch
+        >>> from implementations.clustered_attention import cluster_sums
+        >>> cluster_sums(torch.tensor([[1.0], [2.0], [4.0]]), torch.tensor([1, 0, 1]), 3)
+        tensor([[2.],
+                [5.],
+                [0.]])
+    """
+    shape = torch.broadcast_shapes(assign.shape, values.shape[:-1])  # [..., n]
+    values = values.expand(*shape, values.shape[-1])  # [..., n, d]
+    index = assign.expand(shape)[..., None].expand_as(values)  # [..., n, d]
+    sums = values.new_zeros(*values.shape[:-2], clusters, values.shape[-1])  # [..., C, d]
+    return sums.scatter_add(-2, index, values)
+
+
 def _centroids(q: Tensor, assign: Tensor, clusters: int, mask: Tensor) -> Tensor:
     """``[..., C, d]``: the mean of each cluster's real queries (0 for an empty cluster)."""
-    members = F.one_hot(assign, clusters).float() * mask[..., None].float()  # [..., n, C]
-    sums = members.transpose(-1, -2) @ q.float()  # [..., C, d]
-    counts = members.sum(-2)[..., None]  # [..., C, 1]
+    real = mask.to(torch.float32)[..., None]  # [..., n, 1]
+    sums = cluster_sums(q.float() * real, assign, clusters)  # [..., C, d]
+    counts = cluster_sums(real, assign, clusters)  # [..., C, 1]
     return (sums / counts.clamp(min=1)).to(q.dtype)
 
 
