@@ -491,8 +491,8 @@ def sliding_window_blocks(
 ) -> WindowBlocks:
     r"""Lay out banded attention (query ``i`` sees keys ``i - before .. i + after``) as blocks.
 
-    The sequence is cut into blocks of ``c = max(before, after)`` positions (at most
-    ``n``); block ``t`` gathers keys from its neighbour blocks with
+    The sequence is cut into blocks of ``c = max(before, after)`` positions (one block
+    of all ``n`` when the window spans the sequence); block ``t`` gathers keys from its neighbour blocks with
     [`look_around`][implementations._helpers.look_around], so the score tensor is ``[..., n, L]``
     with ``L <= 3c``: $O(n \cdot w)$ time and memory, never $n \times n$. Callers may append further
     key columns (e.g. global tokens) before the softmax. Merge the output blocks back with
@@ -521,7 +521,9 @@ def sliding_window_blocks(
     if before < 0 or after < 0:
         raise ValueError(f"before and after must be >= 0, got {before} and {after}")
     n = q.shape[-2]
-    c = min(max(before, after, 1), n)
+    # A window that reaches every key from every query is one block of the whole sequence:
+    # blocks of c = n - 1 would pad to 2(n - 1) positions and score 4x the keys.
+    c = n if max(before, after) >= n - 1 else min(max(before, after, 1), n)
     if mask is None:
         mask = torch.ones(q.shape[-2:-1], dtype=torch.bool, device=q.device)
     q, _ = pad_to_multiple(q, c)
