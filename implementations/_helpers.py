@@ -491,11 +491,13 @@ def sliding_window_blocks(
 ) -> WindowBlocks:
     r"""Lay out banded attention (query ``i`` sees keys ``i - before .. i + after``) as blocks.
 
-    The sequence is cut into blocks of ``c = max(before, after)`` positions (one block
-    of all ``n`` when the window spans the sequence); block ``t`` gathers keys from its neighbour blocks with
-    [`look_around`][implementations._helpers.look_around], so the score tensor is ``[..., n, L]``
-    with ``L <= 3c``: $O(n \cdot w)$ time and memory, never $n \times n$. Callers may append further
-    key columns (e.g. global tokens) before the softmax. Merge the output blocks back with
+    The sequence is cut into blocks of ``c = max(before, after)`` positions; block ``t``
+    gathers keys from its neighbour blocks with
+    [`look_around`][implementations._helpers.look_around], so the score tensor is
+    ``[..., n, L]`` with ``L <= 3c``: $O(n \cdot w)$ time and memory. A window close to ``n``
+    is laid out as one block of all ``n`` positions instead, when that scores fewer keys
+    than the blocks would (blocks of ``n - 1`` pad to ``2(n - 1)`` positions). Callers may
+    append further key columns (e.g. global tokens) before the softmax. Merge the output blocks back with
     ``o.flatten(-3, -2)[..., :n, :]``.
 
     Args:
@@ -521,9 +523,13 @@ def sliding_window_blocks(
     if before < 0 or after < 0:
         raise ValueError(f"before and after must be >= 0, got {before} and {after}")
     n = q.shape[-2]
-    # A window that reaches every key from every query is one block of the whole sequence:
-    # blocks of c = n - 1 would pad to 2(n - 1) positions and score 4x the keys.
-    c = n if max(before, after) >= n - 1 else min(max(before, after, 1), n)
+    c = min(max(before, after, 1), n)
+    n_blocks = -(-n // c)
+    span = (min(-(-before // c), n_blocks - 1) + 1 + min(-(-after // c), n_blocks - 1)) * c
+    if n * n <= n_blocks * c * span:
+        # A window close to the sequence's length (e.g. c = n - 1: padded to 2(n - 1)
+        # positions, each scoring 2(n - 1) keys) scores fewer keys as one block of all n.
+        c = n
     if mask is None:
         mask = torch.ones(q.shape[-2:-1], dtype=torch.bool, device=q.device)
     q, _ = pad_to_multiple(q, c)

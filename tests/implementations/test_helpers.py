@@ -22,7 +22,7 @@ def band_oracle(x: torch.Tensor, before: int, after: int, key_ok: torch.Tensor) 
 
 @pytest.mark.parametrize(
     ("n", "before", "after"),
-    [(12, 3, 3), (12, 4, 0), (10, 9, 0), (10, 9, 9), (10, 30, 0), (7, 2, 6), (9, 8, 2)],
+    [(12, 3, 3), (12, 4, 0), (10, 8, 0), (10, 9, 0), (10, 9, 9), (10, 30, 0), (7, 2, 6), (9, 8, 2)],
 )
 def test_sliding_window_blocks_compute_banded_attention(n: int, before: int, after: int) -> None:
     torch.manual_seed(0)
@@ -35,10 +35,19 @@ def test_sliding_window_blocks_compute_banded_attention(n: int, before: int, aft
     torch.testing.assert_close(merged, band_oracle(x, before, after, key_ok), atol=1e-5, rtol=1e-5)
 
 
-def test_a_window_spanning_the_sequence_is_one_block() -> None:
-    """No padding to 2(n - 1) positions when every query already sees every key it may."""
+@pytest.mark.parametrize("before", [8, 9, 30])
+def test_a_window_close_to_the_sequence_is_one_block(before: int) -> None:
+    """Blocks of 8 or 9 would pad 10 positions to 16 or 18, each scoring as many keys."""
     x = torch.randn(1, 10, 4)
-    blocks = sliding_window_blocks(x, x, x, before=9, after=0)
+    blocks = sliding_window_blocks(x, x, x, before=before, after=0)
     assert blocks.q.shape == (1, 1, 10, 4)
     assert blocks.k.shape == (1, 1, 10, 4)
-    assert torch.equal(blocks.allowed[0], torch.ones(10, 10, dtype=torch.bool).tril())
+    lag = torch.arange(10)[None, :] - torch.arange(10)[:, None]
+    assert torch.equal(blocks.allowed[0], (lag <= 0) & (lag >= -before))
+
+
+def test_a_short_window_keeps_its_blocks() -> None:
+    x = torch.randn(1, 64, 4)
+    blocks = sliding_window_blocks(x, x, x, before=8, after=8)
+    assert blocks.q.shape == (1, 8, 8, 4)  # 8 blocks of 8, each scoring 24 keys
+    assert blocks.k.shape == (1, 8, 24, 4)
