@@ -497,8 +497,8 @@ def sliding_window_blocks(
     ``[..., n, L]`` with ``L <= 3c``: $O(n \cdot w)$ time and memory. A window close to ``n``
     is laid out as one block of all ``n`` positions instead, when that scores fewer keys
     than the blocks would (blocks of ``n - 1`` pad to ``2(n - 1)`` positions). Callers may
-    append further key columns (e.g. global tokens) before the softmax. Merge the output blocks back with
-    ``o.flatten(-3, -2)[..., :n, :]``.
+    append further key columns (e.g. global tokens) before the softmax. Merge the output
+    blocks back with ``o.flatten(-3, -2)[..., :n, :]``.
 
     Args:
         q: ``[..., n, d]``.
