@@ -36,6 +36,11 @@ _SCALED: dict[str, Callable[[int], dict[str, Any]]] = {
     # Hashing into n/64 buckets costs n^2/64 rotations; the O(n log n) claim keeps the
     # number of buckets fixed while the attended chunk stays 64 long.
     "reformer": lambda n: {"n_buckets": 64},
+    # O(n S d) holds the maximal span S fixed. Counted on the meta device (no parameter
+    # values, so no trimming to the learned spans) the band is S wide; with the paper's
+    # S = 8192, at n = 16k a window of ~n/2 is laid out as one n x n block (fewer scores
+    # than blocks of S), which bends the fitted exponent. S = 1024 keeps n >= 16 S.
+    "adaptive-attention-span": lambda n: {"max_span": 1024},
     # Its cost n (n/s + k b + w) d is quadratic, but with the paper's sizes (s = 16,
     # k b = 1024, w = 512) the n^2/s term overtakes the rest only near n = 44k, so 16k-64k
     # would fit an exponent of 1.4. Fixed, smaller sizes (not growing with n) show the growth
