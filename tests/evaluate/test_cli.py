@@ -76,6 +76,31 @@ def test_resume_runs_only_what_is_missing(
     assert more.command.endswith("--seeds 2 --output " + str(output))
 
 
+def test_rerun_replaces_only_the_planned_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    output = tmp_path / "cpu.json"
+    args = [*SMOKE, "--tasks", "long-distance", "--output", str(output)]
+    assert main(args) == 0
+    data = json.loads(output.read_text(encoding="utf-8"))
+    for run in data["runs"]:
+        run["wall_seconds"] = 1234.5  # a marker: which records a rerun replaced
+    output.write_text(json.dumps(data), encoding="utf-8")
+    capsys.readouterr()
+    rerun = [*args, "--mechanisms", "linear-transformer", "--rerun"]
+    assert main(rerun) == 0
+    assert len(progress_lines(capsys.readouterr().out)) == 2  # its two seeds
+    again = read_evaluations(output)
+    assert again is not None and len(again.runs) == 4
+    replaced = {run.key: run.wall_seconds != 1234.5 for run in again.runs}
+    assert replaced == {
+        (mechanism, "long-distance", 48, seed): mechanism == "linear-transformer"
+        for mechanism in ("dense", "linear-transformer")
+        for seed in (0, 1)
+    }
+    assert again.command.endswith("--mechanisms linear-transformer --rerun")
+
+
 def test_dry_run_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     output = tmp_path / "cpu.json"
     args = ["--mechanisms", "dense", "--tasks", "listops", "--lengths", "16", "--steps", "2"]

@@ -104,6 +104,11 @@ def parser() -> argparse.ArgumentParser:
         default=DEFAULT_MAX_SECONDS,
         help="skip a run whose first steps predict a longer training (recorded with why)",
     )
+    parser.add_argument(
+        "--rerun",
+        action="store_true",
+        help="run the planned runs again, replacing their records (e.g. after a change)",
+    )
     parser.add_argument("--dry-run", action="store_true", help="run but write nothing")
     parser.add_argument(
         "--output", type=Path, default=DEFAULT_OUTPUT, help="default: catalog/evaluations/cpu.json"
@@ -128,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         command=" ".join(["python -m tools.evaluate", *arguments]),
         dry_run=args.dry_run,
         max_seconds=args.max_seconds,
+        rerun=args.rerun,
     )
     try:
         evaluations = evaluate(plan)

@@ -3,7 +3,8 @@
 The run's state is the :class:`~tools.catalog.evaluations.Evaluations` file it writes,
 rewritten atomically after every finished run, so an interrupted benchmark resumes where
 it stopped: a (mechanism, task, length, seed) already in the file is not run again; a
-cell skipped for an error or for time (``--max-seconds``) is tried again. A
+cell skipped for an error or for time (``--max-seconds``) is tried again; ``--rerun``
+runs the planned runs again and replaces their records. A
 file made under another setting (other steps, width, ...) is refused rather than mixed.
 
 Runs go to ``jobs`` worker processes with one torch thread each (``jobs == 1`` runs in
@@ -61,6 +62,7 @@ class Plan:
     command: str
     dry_run: bool = False
     max_seconds: float | None = None
+    rerun: bool = False  # run the planned runs again, replacing their records
     settings: Settings = Settings()  # noqa: RUF009 (frozen, so one shared default is safe)
 
     def runs(self) -> list[RunKey]:
@@ -218,8 +220,11 @@ def evaluate(plan: Plan, report: Callable[[str], None] = print) -> Evaluations:
         EvaluationError: the output file is malformed or was made under another setting.
     """
     file = start(read_evaluations(plan.output), plan)
-    done = {RunKey(*key) for key in file.done()}
     planned = plan.runs()
+    if plan.rerun:  # e.g. after a change to a mechanism: its old records are dropped
+        again = set(planned)
+        file.runs = [r for r in file.runs if RunKey(*r.key) not in again]
+    done = {RunKey(*key) for key in file.done()}
     # A planned cell skipped for an error or for time is tried again; a structural skip stays.
     retried = {(k.mechanism, k.task, k.length) for k in planned if skip_reason(k) is None}
     file.skipped = [s for s in file.skipped if (s.mechanism, s.task, s.length) not in retried]
