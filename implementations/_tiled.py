@@ -146,18 +146,18 @@ def tile_scores(
         tensor([[2., -inf],
                 [2., 2.]])
     """
-    scores = torch.einsum("bhid,bhjd->bhij", q, k) * scale  # [b, h, nq, nk]
-    allowed: Tensor | None = None
+    # tau folded into the queries: an [nq, d] product instead of one over the [nq, nk] tile.
+    scores = torch.einsum("bhid,bhjd->bhij", q * scale, k)  # [b, h, nq, nk]
     if mask is not None:
-        allowed = mask[:, None, None, :]  # [b, 1, 1, nk]
-    if causal:
-        i = torch.arange(q_start, q_start + q.shape[-2], device=q.device)[:, None]
+        scores = scores.masked_fill(~mask[:, None, None, :], -torch.inf)
+    # Under a causal mask only the rows before the tile's last key can see a future key
+    # (the tiles of the references are at or below the diagonal): mask those rows alone.
+    rows = min(q.shape[-2], k_start + k.shape[-2] - 1 - q_start) if causal else 0
+    if rows > 0:
+        i = torch.arange(q_start, q_start + rows, device=q.device)[:, None]
         j = torch.arange(k_start, k_start + k.shape[-2], device=q.device)[None, :]
-        future = j <= i  # [nq, nk]
-        allowed = future if allowed is None else allowed & future
-    if allowed is None:
-        return scores
-    return scores.masked_fill(~allowed, -torch.inf)
+        scores[..., :rows, :].masked_fill_(j > i, -torch.inf)  # [b, h, rows, nk]: future keys
+    return scores
 
 
 def tile_gradients(

@@ -51,3 +51,19 @@ def test_a_short_window_keeps_its_blocks() -> None:
     blocks = sliding_window_blocks(x, x, x, before=8, after=8)
     assert blocks.q.shape == (1, 8, 8, 4)  # 8 blocks of 8, each scoring 24 keys
     assert blocks.k.shape == (1, 8, 24, 4)
+
+
+@pytest.mark.parametrize(("q_start", "k_start"), [(0, 0), (4, 0), (8, 0), (0, 4), (2, 5)])
+def test_tile_scores_mask_exactly_the_future_keys(q_start: int, k_start: int) -> None:
+    """Tiles on, below and above the diagonal, with key padding."""
+    from implementations._tiled import tile_scores
+
+    torch.manual_seed(0)
+    q, k = torch.randn(2, 3, 4, 8), torch.randn(2, 3, 4, 8)
+    key_ok = torch.tensor([[True] * 4, [True, True, False, True]])
+    tile = tile_scores(q, k, 0.5, q_start, k_start, key_ok, causal=True)
+    i = torch.arange(q_start, q_start + 4)[:, None]
+    j = torch.arange(k_start, k_start + 4)[None, :]
+    allowed = (j <= i) & key_ok[:, None, None, :]  # [b, 1, nq, nk]
+    expected = (q @ k.transpose(-1, -2) * 0.5).masked_fill(~allowed, -torch.inf)
+    torch.testing.assert_close(tile, expected)
