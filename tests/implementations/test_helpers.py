@@ -10,6 +10,7 @@ from implementations._helpers import (
     sliding_window_blocks,
     softmax_attention,
 )
+from implementations._tiled import tile_scores
 
 
 def band_oracle(x: torch.Tensor, before: int, after: int, key_ok: torch.Tensor) -> torch.Tensor:
@@ -56,8 +57,6 @@ def test_a_short_window_keeps_its_blocks() -> None:
 @pytest.mark.parametrize(("q_start", "k_start"), [(0, 0), (4, 0), (8, 0), (0, 4), (2, 5)])
 def test_tile_scores_mask_exactly_the_future_keys(q_start: int, k_start: int) -> None:
     """Tiles on, below and above the diagonal, with key padding."""
-    from implementations._tiled import tile_scores
-
     torch.manual_seed(0)
     q, k = torch.randn(2, 3, 4, 8), torch.randn(2, 3, 4, 8)
     key_ok = torch.tensor([[True] * 4, [True, True, False, True]])
