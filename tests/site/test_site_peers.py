@@ -18,8 +18,8 @@ from tools.measure.workload import make_setup
 from tools.site.context import Measurement
 from tools.site.generate import site_context
 from tools.site.pages.benchmarks import benchmark_plots, benchmarks_page
-from tools.site.pages.complexity import complexity_data
-from tools.site.pages.ratios import RATIO_LENGTHS, exact_rows, peer_rows
+from tools.site.pages.complexity import complexity_data, paper_plot
+from tools.site.pages.ratios import RATIO_LENGTHS, exact_rows, peer_points, peer_rows
 
 HOSTILE = "<script>alert(1)</script>"
 
@@ -121,3 +121,24 @@ def test_the_pages_show_the_ratios_and_escape_the_peer_notes(measurement: Measur
         ("other-package", 4096),
     ]
     assert "<strong>1.25×</strong>" in str(paper.peers[0].cells[1])
+
+
+def test_the_paper_plot_draws_each_peer_beside_ours(measurement: Measurement) -> None:
+    catalog = load_catalog()
+    context = dataclasses.replace(site_context(catalog), measurements=[measurement])
+    svg = paper_plot(catalog.entries["linformer"], context)
+    assert svg is not None
+    # Each peer that ran is drawn at ours / ratio: forward 2.0 s / 0.8 and 2.0 s / 0.5,
+    # memory 4096 B / 3; the skipped comparison (n = 8192) is drawn as nothing.
+    assert ">linformer 0.2.3: n = 4096, 2.5 s<" in svg
+    assert ">other-package: n = 4096, 4 s<" in svg
+    assert ">linformer 0.2.3: n = 4096, 1.33 KiB<" in svg
+    assert "linformer 0.2.3: n = 8192" not in svg
+    assert "Dotted: public implementations" in svg
+    assert peer_points(measurement.result("linformer"), "forward_s") == {
+        "linformer 0.2.3": [(4096, 2.5)],
+        "other-package": [(4096, 4.0)],
+    }
+    assert peer_points(measurement.result("linformer"), "peak_bytes") == {
+        "linformer 0.2.3": [(4096, 4096 / 3)]
+    }

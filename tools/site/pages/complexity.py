@@ -29,7 +29,7 @@ from tools.site.context import (
     growth_text,
     reference_series,
 )
-from tools.site.pages.ratios import PeerLine, peer_lines
+from tools.site.pages.ratios import PeerLine, peer_lines, peer_points
 from tools.site.plots import FIGURE_LABELS, PALETTE, Series, panels_svg
 
 NONE = Markup("—")
@@ -170,6 +170,7 @@ def paper_plot(entry: Entry, context: SiteContext) -> str | None:
         ("peak_bytes", "peak memory"),
     )
     legend: list[Series] = []
+    peer_colours: dict[str, str] = {}  # one colour per public implementation, in both panels
     for figure, ylabel in figures:
         label, formatter = FIGURE_LABELS[figure]
         series: list[Series] = []
@@ -180,6 +181,14 @@ def paper_plot(entry: Entry, context: SiteContext) -> str | None:
                 continue
             name = entry.name + (" (causal)" if causal else "")
             series.append(Series(name, points, PALETTE[index], dashed=causal))
+            result = measurement.result(entry.id + suffix)
+            peers = peer_points(result, figure) if result is not None else {}
+            for label, peer in peers.items():
+                # PALETTE[0] and [1] are ours (non-causal, causal); peers take the rest.
+                next_colour = PALETTE[2 + len(peer_colours) % (len(PALETTE) - 2)]
+                colour = peer_colours.setdefault(label, next_colour)
+                shown = label + (" (causal)" if causal else "")
+                series.append(Series(shown, peer, colour, dotted=True))
             if ffn and causal:
                 continue  # one dense feed-forward layer serves both
             lengths = [n for n, _ in points]
@@ -191,9 +200,10 @@ def paper_plot(entry: Entry, context: SiteContext) -> str | None:
         panels.append((label.capitalize(), ylabel, formatter, series))
         legend += [s for s in series if s.label not in {line.label for line in legend}]
     platforms = "; ".join(sorted({measurement.platform(r) for _, r in measured}))
+    peers = ". Dotted: public implementations, at ours ÷ the measured ours/peer ratio"
     return panels_svg(
         panels,
         label=f"{entry.name}: time and memory against n beside its references",
-        caption=f"{measurement.label}, measured on {platforms}",
+        caption=f"{measurement.label}, measured on {platforms}" + (peers if peer_colours else ""),
         legend=legend,
     )

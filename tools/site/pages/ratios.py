@@ -186,3 +186,41 @@ def peer_lines(measurement: Measurement, result: Result) -> list[PeerLine]:
         shown = f"{c.peer} {c.version}" if c.version else c.peer
         lines.append(PeerLine(measurement.label, result.causal, shown, c.n, cells))
     return lines
+
+
+# Ours / the peer for each figure a paper plot draws (forward time and peak memory).
+PLOTTED_RATIOS: dict[Figure, Callable[[PeerComparison], float | None]] = {
+    "forward_s": lambda c: c.forward_ratio,
+    "peak_bytes": memory_ratio,
+}
+
+
+def peer_points(result: Result, figure: Figure) -> dict[str, list[tuple[int, float]]]:
+    """Each peer's ``figure`` against n, as ours at that n divided by the stored ratio.
+
+    The peer run stores ours / the peer (the median over alternated pairs), not the peer's
+    own figure; dividing our point by it places the peer on the same axes, and the line
+    sits exactly as far from ours as the ratio says.
+
+    Examples:
+        >>> from tools.catalog.measurements import Point
+        >>> p = Point(n=8, forward_s=2.0, forward_backward_s=6.0, flops=1, peak_bytes=100,
+        ...           tokens_per_s=1.0)
+        >>> r = Result(id="x", causal=False, kind="attention", points=[p], peers=[
+        ...     PeerComparison(peer="a", version="1.0", n=8, forward_ratio=0.5,
+        ...                    ours_peak_bytes=50, peer_peak_bytes=100),
+        ...     PeerComparison(peer="b", n=8, skipped="not installed")])
+        >>> peer_points(r, "forward_s"), peer_points(r, "peak_bytes")
+        ({'a 1.0': [(8, 4.0)]}, {'a 1.0': [(8, 200.0)]})
+    """
+    value = PLOTTED_RATIOS[figure]
+    lines: dict[str, list[tuple[int, float]]] = {}
+    for c in sorted(result.peers, key=lambda c: (c.peer, c.n)):
+        ours = result.point(c.n)
+        shown = value(c) if c.measured else None
+        mine = getattr(ours, figure) if ours is not None and ours.measured else None
+        if shown is None or not mine:
+            continue
+        label = f"{c.peer} {c.version}" if c.version else c.peer
+        lines.setdefault(label, []).append((c.n, mine / shown))
+    return lines
