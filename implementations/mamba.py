@@ -24,11 +24,23 @@ $$
 exact ZOH formula.) The system is no longer a convolution; it is a linear recurrence with
 time-varying diagonal coefficients, computed in parallel by a scan. The paper's kernel fuses
 the scan into on-chip memory; here [`selective_scan`][implementations._scan.selective_scan]
-runs a Hillis-Steele prefix scan inside chunks of 2048 positions and carries the state across
-chunks: $O(n d N)$ work, and without autograd only one chunk's states ``[b, c, d, N]`` at a
-time (under autograd every chunk's states are kept for the backward, which the paper's
-kernel instead recomputes). [`Mamba.step`][implementations.mamba.Mamba.step] is the
-recurrence for decoding, $O(d N)$ per token.
+runs a Hillis-Steele prefix scan inside chunks of 16 positions and carries the state across
+chunks: $O(n d N \log c)$ work, and without autograd only one chunk's states ``[b, c, d, N]``
+at a time (under autograd every chunk's states are kept for the backward, which the paper's
+kernel instead recomputes).
+
+Where the time goes: every step of the scan is an elementwise product or sum over the
+states ``[b, c, d, N]`` (``d`` = 1024 channels of 16 states at width 512), so the run is
+bound by memory traffic, $\log_2 c$ passes per chunk. Chunks of 2048 made eleven passes
+(and slicing the inputs per chunk made the backward quadratic): at $n = 2048$ (dim 512, one
+thread) the causal forward took 4.6 s and forward+backward 20.7 s. Chunks of 16 make four
+passes for a Python loop of $n / 16$ steps: 0.37 s and 1.4 s at 2048, 1.5 s and 6.1 s at
+8192, where exact attention's fused kernel takes 1.1 s and 3.9 s. The remaining gap is the
+state tensor itself, $d N = 16384$ numbers per token written and read a few times, which the
+paper's kernel keeps in on-chip memory and this reference cannot.
+
+[`Mamba.step`][implementations.mamba.Mamba.step] is the recurrence for decoding, $O(d N)$ per
+token.
 
 **Which parts of the Mamba block are in the layer.** The whole mixer of the paper's block
 (the paper's block diagram) except the surrounding normalisation and residual, which the Transformer
@@ -61,9 +73,9 @@ from implementations._scan import causal_depthwise_conv, selective_scan
 
 __all__ = ["Mamba", "SelectiveSSM"]
 
-# Positions per chunk of the parallel scan: a loop over n / 2048 chunks, each scanned in
-# log2(2048) = 11 vectorised steps; one chunk holds [b, 2048, d, N] states.
-SCAN_CHUNK = 2048
+# Positions per chunk of the parallel scan: a loop over n / 16 chunks, each scanned in
+# log2(16) = 4 vectorised steps (the fastest here; see the module docstring).
+SCAN_CHUNK = 16
 
 MambaState = tuple[Tensor, Tensor]  # (last d_conv - 1 conv inputs [b, w-1, d_inner], h [b, d, N])
 
