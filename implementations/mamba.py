@@ -37,7 +37,10 @@ thread) the causal forward took 4.6 s and forward+backward 20.7 s. Chunks of 16 
 passes for a Python loop of $n / 16$ steps: 0.37 s and 1.4 s at 2048, 1.5 s and 6.1 s at
 8192, where exact attention's fused kernel takes 1.1 s and 3.9 s. The remaining gap is the
 state tensor itself, $d N = 16384$ numbers per token written and read a few times, which the
-paper's kernel keeps in on-chip memory and this reference cannot.
+paper's kernel keeps in on-chip memory and this reference cannot. The same tensor bounds
+training memory: the backward keeps every chunk's states and scan intermediates, several
+times $n d N$ floats per direction, and the bidirectional layer's forward+backward at
+$n = 8192$ (dim 512) did not fit in this machine's 24 GB.
 
 [`Mamba.step`][implementations.mamba.Mamba.step] is the recurrence for decoding, $O(d N)$ per
 token.
