@@ -141,23 +141,18 @@ def _search(page, query: str) -> list[str]:
     search = page.locator("input.md-search__input")
     search.click()
     items = page.locator(".md-search-result__item > a")
-    # The index loads in a web worker and a query sent before it is ready is dropped, so the
-    # query is sent again until results come; each send waits long enough for a busy
-    # machine's worker to answer (sending again sooner would restart the search).
-    for _ in range(12):
+    for _ in range(15):  # the index loads in a worker; a query typed too early is dropped
         search.fill("")
-        # One input event for the whole query: typed key by key, a slow machine can show
-        # the results of a prefix ("O(n log n" without the ")") when the list is read.
-        search.fill(query)
+        search.type(query)
         try:
-            items.first.wait_for(state="visible", timeout=10_000)
+            items.first.wait_for(state="visible", timeout=2_000)
+            break
         except PlaywrightTimeout:
             continue
-        page.wait_for_timeout(500)  # the rest of the list renders after the first result
-        found = [(link.get_attribute("href") or "").split("?")[0] for link in items.all()]
-        if found:
-            return found
-    return []
+    # The first results shown can be those of a prefix (every key sends a search): a slow
+    # machine read "O(n log n" without the ")" after 300 ms. Let the last search land.
+    page.wait_for_timeout(1_500)
+    return [(link.get_attribute("href") or "").split("?")[0] for link in items.all()]
 
 
 @pytest.mark.parametrize(
