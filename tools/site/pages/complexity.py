@@ -200,10 +200,12 @@ def paper_plot(entry: Entry, context: SiteContext) -> str | None:
         panels.append((label.capitalize(), ylabel, formatter, series))
         legend += [s for s in series if s.label not in {line.label for line in legend}]
     platforms = "; ".join(sorted({measurement.platform(r) for _, r in measured}))
-    peers = ". Dotted: public implementations, at ours ÷ the measured ours/peer ratio"
+    caption = f"{measurement.label}, measured on {platforms}"
+    if peer_colours:
+        caption += ". Dotted: public implementations, at ours ÷ the measured ours/peer ratio"
     return panels_svg(
         panels,
         label=f"{entry.name}: time and memory against n beside its references",
-        caption=f"{measurement.label}, measured on {platforms}" + (peers if peer_colours else ""),
+        caption=caption,
         legend=legend,
     )
