@@ -135,6 +135,7 @@ def test_the_paper_plot_draws_each_peer_beside_ours(measurement: Measurement) ->
     assert ">linformer 0.2.3: n = 4096, 1.33 KiB<" in svg
     assert "linformer 0.2.3: n = 8192" not in svg
     assert "Dotted: public implementations" in svg
+    assert ">Forward time<" in svg and ">Peak memory<" in svg  # panel titles, not peer names
     assert peer_points(measurement.result("linformer"), "forward_s") == {
         "linformer 0.2.3": [(4096, 2.5)],
         "other-package": [(4096, 4.0)],

@@ -183,12 +183,12 @@ def paper_plot(entry: Entry, context: SiteContext) -> str | None:
             series.append(Series(name, points, PALETTE[index], dashed=causal))
             result = measurement.result(entry.id + suffix)
             peers = peer_points(result, figure) if result is not None else {}
-            for label, peer in peers.items():
+            for peer, peer_line in peers.items():
                 # PALETTE[0] and [1] are ours (non-causal, causal); peers take the rest.
                 next_colour = PALETTE[2 + len(peer_colours) % (len(PALETTE) - 2)]
-                colour = peer_colours.setdefault(label, next_colour)
-                shown = label + (" (causal)" if causal else "")
-                series.append(Series(shown, peer, colour, dotted=True))
+                colour = peer_colours.setdefault(peer, next_colour)
+                shown = peer + (" (causal)" if causal else "")
+                series.append(Series(shown, peer_line, colour, dotted=True))
             if ffn and causal:
                 continue  # one dense feed-forward layer serves both
             lengths = [n for n, _ in points]

@@ -48,6 +48,13 @@ def exact_ratio(measurement: Measurement, result: Result, n: int, figure: Figure
     return a / b if a is not None and b else None
 
 
+def peer_label(comparison: PeerComparison) -> str:
+    """The peer as pages name it: ``linformer 0.2.3``, or the bare name without a version."""
+    if comparison.version:
+        return f"{comparison.peer} {comparison.version}"
+    return comparison.peer
+
+
 def memory_ratio(comparison: PeerComparison) -> float | None:
     """Ours / the peer's peak bytes of a forward pass, or None."""
     ours, theirs = comparison.ours_peak_bytes, comparison.peer_peak_bytes
@@ -145,7 +152,7 @@ def peer_rows(measurement: Measurement, catalog: Catalog) -> list[RatioRow]:
                     cells.append(dash(why))
                     continue
                 shown, peer = best
-                cells.append(ratio(shown, why, f"against {peer.peer} {peer.version or ''}".strip()))
+                cells.append(ratio(shown, why, f"against {peer_label(peer)}"))
         peers = ", ".join(sorted({c.peer for c in result.peers}))
         rows.append(RatioRow(result.id, _name(catalog, result), result.causal, peers, cells))
     return rows
@@ -158,8 +165,7 @@ def peer_notes(measurement: Measurement) -> list[tuple[str, str, list[str]]]:
     comparisons = [c for result in measurement.file.results.values() for c in result.peers]
     # A comparison that ran names the peer's version; one skipped may not.
     for c in sorted(comparisons, key=lambda c: c.version is None):
-        shown = f"{c.peer} {c.version}" if c.version else c.peer
-        found.setdefault(c.peer, (shown, c.settings or "", c.notes))
+        found.setdefault(c.peer, (peer_label(c), c.settings or "", c.notes))
     return [found[name] for name in sorted(found)]
 
 
@@ -183,8 +189,7 @@ def peer_lines(measurement: Measurement, result: Result) -> list[PeerLine]:
             cells = [dash(Why(NO_PEER.mark, c.skipped))] * len(PEER_FIGURES)
         else:
             cells = [ratio(value(c), NO_PEER) for value in PEER_FIGURES]
-        shown = f"{c.peer} {c.version}" if c.version else c.peer
-        lines.append(PeerLine(measurement.label, result.causal, shown, c.n, cells))
+        lines.append(PeerLine(measurement.label, result.causal, peer_label(c), c.n, cells))
     return lines
 
 
@@ -221,6 +226,5 @@ def peer_points(result: Result, figure: Figure) -> dict[str, list[tuple[int, flo
         mine = getattr(ours, figure) if ours is not None and ours.measured else None
         if shown is None or not mine:
             continue
-        label = f"{c.peer} {c.version}" if c.version else c.peer
-        lines.setdefault(label, []).append((c.n, mine / shown))
+        lines.setdefault(peer_label(c), []).append((c.n, mine / shown))
     return lines
