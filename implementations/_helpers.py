@@ -7,7 +7,7 @@ Conventions used by every mechanism:
 * blocked tensors are ``[..., n_blocks, block_size, d]`` (see
   [`chunk`][implementations._helpers.chunk]).
 
-Performance: in the block, band and bucket mechanisms the time went to materialised
+**Where the time goes**: in the block, band and bucket mechanisms the time went to materialised
 score tensors and the copies around them.
 [`softmax_attention`][implementations._helpers.softmax_attention] now runs torch's fused
 ``scaled_dot_product_attention`` over the gathered blocks, laying the leading dimensions out so that

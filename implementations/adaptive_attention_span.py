@@ -32,7 +32,7 @@ $O(n S d)$ time and $O(n S)$ memory at worst, never $n \times n$. The window's l
 from the parameters; on the ``meta`` device (FLOP and memory counting), which holds no values,
 it is the maximal span $S$, the paper's worst case.
 
-Where the time goes: the soft mask enters as a bias that needs a gradient, so the scores are
+**Where the time goes**: the soft mask enters as a bias that needs a gradient, so the scores are
 materialised (the fused kernel cannot differentiate an additive mask). Over the maximal span at
 $n = 2048$ (width 64, 4 heads, one thread) a training step spent 1.7 s, a third of it in the
 ``where`` and division of the bias and mask over ``[h, n, n]``; trimmed to the learned spans

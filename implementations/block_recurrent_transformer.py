@@ -39,6 +39,17 @@ The blocks are processed one after another (a loop over $n / W$ blocks; the toke
 self-attention, which needs no state, runs for all tokens at once). Each block costs
 $O(W (W + S) d + S (S + W) d)$, so a sequence costs $O(n (W + S) d)$: linear in $n$.
 
+**Where the time goes** (``torch.profiler``, one thread, causal forward at n = 8192 after one
+warm segment, $W = S = 512$: 1.5 s): the recurrent cell over the 16 blocks about 0.65 s (48
+fused attention calls on ``[512, 64]`` blocks for the state's self- and cross-attention,
+0.34 s; 64 ``[512, 512]`` state projections and 16 gate products, 0.28 s), the token
+sliding-window attention 0.28 s, the token projections 0.3 s, concatenations 0.08 s. With
+$W + S = 1024$ keys per token (the window's two blocks and the state) the layer does 0.62x
+the FLOPs of causal exact attention at 8192 and runs at half the fused kernel's rate (126
+against 242 GFLOP/s: the cell's small products and its loop over blocks), so it is 1.2x
+exact attention forward at 8192 (1.1x forward+backward) and 0.8x from 16384 on. The blocks
+must run in order, each reading the state the previous one wrote: the loop is the algorithm.
+
 **What is implemented, and what is not.** Implemented: the token sliding-window attention, the
 cross-attention in both directions, the state self-attention, shared keys and values, learned
 state position embeddings, a learned initial state, and the fixed and LSTM gates with their

@@ -32,7 +32,7 @@ Hyper-parameters:
     heads_per_shift: How many heads use each cyclic shift $s = 0 \dots k - 1$ (their sum
         must equal ``heads``); None for the default above.
 
-Performance: the time is the $k$ block products $Q_i K_{\pi(i)}^\top$; they run in
+**Where the time goes**: the time is the $k$ block products $Q_i K_{\pi(i)}^\top$; they run in
 one call of the fused kernel ([`softmax_attention`][implementations._helpers.softmax_attention])
 over the gathered key blocks, with no mask when there is no padding. Measured (CPU, one
 thread, float32, dim 512, 8 heads, n = 4096): 0.6x the time of dense attention forward

@@ -46,7 +46,7 @@ differ only in $\phi$.
 Hyper-parameters: none beyond ``dim``, ``heads`` and ``causal``; the feature map is
 fixed to $\mathrm{elu}(x) + 1$ as in the paper.
 
-Performance: the causal path's chunked prefix states dominate memory; without autograd
+**Where the time goes**: the causal path's chunked prefix states dominate memory; without autograd
 the heads run one at a time ([`heads_in_turn`][implementations._helpers.heads_in_turn]), so the
 inference peak at n = 16384 is 1.2x that of the fused exact kernel (2.6x causal before).
 """

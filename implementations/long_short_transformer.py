@@ -58,7 +58,7 @@ Hyper-parameters:
     segment_size: $l$, the segment length of the causal dynamic projection (16 in the
         paper's language models; unused when bidirectional).
 
-Performance: the window and projected-key products dominate; each block of queries
+**Where the time goes**: the window and projected-key products dominate; each block of queries
 attends to ``[window keys; projected keys]`` in the fused kernel
 ([`softmax_attention`][implementations._helpers.softmax_attention]) instead of a materialised
 ``[n, L + r]`` score tensor

@@ -54,7 +54,7 @@ Hyper-parameters:
     global_tokens: $g$, how many leading positions get symmetric global attention
         (0: none; then no global projections exist).
 
-Performance: the banded products dominate; each block of each residue class attends to
+**Where the time goes**: the banded products dominate; each block of each residue class attends to
 ``[window keys; global keys]`` in the fused kernel
 ([`softmax_attention`][implementations._helpers.softmax_attention]), with the band as a small
 ``[blocks, c, L]`` mask, instead of materialised scores

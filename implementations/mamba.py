@@ -26,10 +26,11 @@ time-varying diagonal coefficients, computed in parallel by a scan. The paper's 
 the scan into on-chip memory; here [`selective_scan`][implementations._scan.selective_scan]
 runs a Hillis-Steele prefix scan inside chunks of 16 positions and carries the state across
 chunks: $O(n d N \log c)$ work, and without autograd only one chunk's states ``[b, c, d, N]``
-at a time (under autograd every chunk's states are kept for the backward, which the paper's
-kernel instead recomputes).
+at a time. Under autograd the chunks' states are kept for the backward up to $2^{26}$ numbers
+($n = 4096$ at width 512); longer inputs recompute each chunk in the backward, as the paper's
+kernel recomputes its states.
 
-Where the time goes: every step of the scan is an elementwise product or sum over the
+**Where the time goes**: every step of the scan is an elementwise product or sum over the
 states ``[b, c, d, N]`` (``d`` = 1024 channels of 16 states at width 512), so the run is
 bound by memory traffic, $\log_2 c$ passes per chunk. Chunks of 2048 made eleven passes
 (and slicing the inputs per chunk made the backward quadratic): at $n = 2048$ (dim 512, one
@@ -38,9 +39,16 @@ passes for a Python loop of $n / 16$ steps: 0.37 s and 1.4 s at 2048, 1.5 s and 
 8192, where exact attention's fused kernel takes 1.1 s and 3.9 s. The remaining gap is the
 state tensor itself, $d N = 16384$ numbers per token written and read a few times, which the
 paper's kernel keeps in on-chip memory and this reference cannot. The same tensor bounds
-training memory: the backward keeps every chunk's states and scan intermediates, several
-times $n d N$ floats per direction, and the bidirectional layer's forward+backward at
-$n = 8192$ (dim 512) did not fit in this machine's 24 GB.
+training memory: the backward kept every chunk's states and scan intermediates, about a
+dozen times $n d N$ floats per direction, and the bidirectional layer's forward+backward at
+$n = 8192$ (dim 512) did not fit in this machine's 24 GB; it now recomputes the chunks there,
+one more forward pass of the scan in exchange for memory linear in $n$ at fixed $d N$
+(3.2 GB peak for the causal forward+backward at 8192, 8.1 s on one thread). In the shipped
+benchmark (two threads) that leaves Mamba 1.31x exact attention forward and 2.25x
+forward+backward at 8192, causal (bidirectional: 1.78x and 3.01x), and 0.82x forward at
+16384: the layer does 0.18x exact attention's FLOPs at 8192 but at 33 GFLOP/s, against the
+fused kernel's 242, because every one of them is an elementwise pass over the state tensor.
+A fused scan kernel, not another algorithm, is what the remaining gap needs.
 
 [`Mamba.step`][implementations.mamba.Mamba.step] is the recurrence for decoding, $O(d N)$ per
 token.

@@ -40,7 +40,7 @@ Hyper-parameters:
     compression: $s$, the kernel size and stride of the key/value convolutions (3).
     block_size: $b$, the local attention block length (256).
 
-Performance: the score products dominate. Each query block attends to its key set in
+**Where the time goes**: the score products dominate. Each query block attends to its key set in
 the fused kernel ([`softmax_attention`][implementations._helpers.softmax_attention]) instead of a
 concatenated score list; without padding the causal memory-only layer needs no mask
 at all ([`causal_memory_attention`][implementations.memory_compressed.causal_memory_attention], $s$

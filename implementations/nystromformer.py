@@ -53,6 +53,15 @@ token is removed (its column of $\tilde F$ is masked and its row/column of $\til
 replaced by the identity's, which leaves the other landmarks' pseudo-inverse unchanged).
 The segment means mix future tokens, so the mechanism is bidirectional only.
 
+**Where the time goes** (``torch.profiler``, one thread, forward, n = 8192, 64 landmarks,
+dim 512, 8 heads: 0.37 s): the four projections 0.21 s (56%), the depthwise convolution of the
+values (kernel 33) 0.04 s, the three Nyström products and the pseudo-inverse iterations about
+0.06 s, the two softmaxes 0.02 s. The public packages run the same projections and products,
+so the paired ratios sit at the noise of the measurement: against nystrom-attention 0.98,
+1.01 and 0.85 forward and 0.96, 0.96 and 0.92 forward+backward at n = 4096, 8192 and 16384;
+against HF's Nyströmformer 1.01, 0.97 and 0.90 forward. The two 1.01 are that noise, not a
+cost of ours alone: nothing in the list above is missing from the peers' forward.
+
 Hyper-parameters:
 
 * ``num_landmarks``: $m$, the number of landmarks (segments); the paper uses 32 or 64.

@@ -60,7 +60,7 @@ Hyper-parameters:
   at every call, i.e. ``1``); None keeps the features drawn at initialisation.
   Features are drawn from torch's global RNG, so they are seeded-deterministic.
 
-Performance: the feature maps $\phi(Q), \phi(K)$ are ``[b, h, n, m]``, $m / d = 4$
+**Where the time goes**: the feature maps $\phi(Q), \phi(K)$ are ``[b, h, n, m]``, $m / d = 4$
 times the queries, and dominate memory. Without autograd the heads run one at a time
 ([`heads_in_turn`][implementations._helpers.heads_in_turn]; the same computation), so the
 inference peak at n = 16384 is 1.3x (bidirectional) and 1.7x (causal) that of the fused

@@ -73,7 +73,7 @@ Hyper-parameters:
   them for evaluation); False keeps the ones drawn at initialisation. Draws use torch's
   global RNG, so they are seeded-deterministic.
 
-Performance: as for the Performer, the ``[b, h, n, 2D]`` random features dominate
+**Where the time goes**: as for the Performer, the ``[b, h, n, 2D]`` random features dominate
 memory; without autograd the heads run one at a time
 ([`heads_in_turn`][implementations._helpers.heads_in_turn]), so the inference peak at n = 16384 is
 1.2x that of the fused exact kernel (2.2x bidirectional and 3.6x causal before).

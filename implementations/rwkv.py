@@ -28,7 +28,7 @@ Inside a chunk the ``[c, c]`` matrix of exponents $k_s - (t-1-s) w$ is formed, i
 maximum (together with the carried state's exponent) subtracted before exponentiating; across
 chunks the scaled state $(a, b, p)$ is carried. $O(n c d)$ work, no loop over positions.
 
-Where the time goes: the intra-chunk tensor ``[b, c, c, d]`` is exponentiated and reduced
+**Where the time goes**: the intra-chunk tensor ``[b, c, c, d]`` is exponentiated and reduced
 elementwise (the decay is per channel, so no matrix product absorbs it), so the work grows
 with $c$, while the loop that carries the state runs $n / c$ steps. With chunks of 256 the
 exponentials dominated: a forward at $n = 1024$ (dim 512, one thread) took 2.8 s, and 8192

@@ -77,7 +77,7 @@ width: at most ``max_blocks * block_size`` tokens), ``sinkhorn_iters`` ($k$),
 ``temperature`` ($\tau$; 0.75 is the paper's best), ``sortcut_blocks`` ($n_c$, None
 disables SortCut) and ``gumbel_noise``.
 
-Performance: with blocks of $\sqrt n$, the block attention is small; the causal
+**Where the time goes**: with blocks of $\sqrt n$, the block attention is small; the causal
 sorting dominated:
 [`reference_causal_sinkhorn`][implementations.sinkhorn_transformer.reference_causal_sinkhorn] holds
 $N_B$ copies of the $N_B \times N_B$ matrix ($O(N_B^3)$ memory, 1.7 GB at n = 16384 with 64-token

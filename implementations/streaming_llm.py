@@ -51,7 +51,8 @@ forward, the projections 12%, building the block masks (``where``, ``cat``, ``fi
 of the rest. With $w$ a quarter of $n$ each block of about $w$ queries reads two blocks of
 keys (three without causality): about as many keys as causal exact attention reads at this
 length, through a masked kernel that cannot skip like the causal one. So StreamingLLM is
-slower than exact attention at n = 8192 (1.49× forward) and faster from n = 16384 (0.84×);
+slower than exact attention at n = 8192 (1.17× forward, 1.14× forward+backward; the
+bidirectional form 1.13× forward) and faster from n = 16384 (0.66× forward);
 its advantage is the decoding cache of $s + w$ positions, not training at $n \approx 4w$.
 
 Hyper-parameters:

@@ -52,7 +52,7 @@ Hyper-parameters:
 
 The cost per segment of length $n$ is $O(n\,(n + M))$ time and memory.
 
-Performance: the time goes to the two $n \times (n + M)$ score products and, under
+**Where the time goes**: the time goes to the two $n \times (n + M)$ score products and, under
 autograd, to the position-term tensors (the pad/shift copies and their gradients).
 Without autograd the content term and the softmax run in the fused kernel with the
 shifted position scores as its additive bias

@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 import implementations
+import implementations._scan
 from implementations._scan import selective_scan
 from implementations.mamba import Mamba, SelectiveSSM
 
@@ -48,13 +49,48 @@ def test_chunked_scan_equals_sequential_recurrence(chunk_size: int) -> None:
     torch.testing.assert_close(last, last_ref, atol=1e-12, rtol=1e-10)
 
 
-def test_scan_gradients_equal_the_recurrence_gradients() -> None:
+@pytest.mark.parametrize("recompute", [False, True], ids=["kept", "recomputed"])
+def test_scan_gradients_equal_the_recurrence_gradients(
+    recompute: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Long inputs recompute each chunk in the backward; a threshold of 0 makes this one do so.
+    if recompute:
+        monkeypatch.setattr(implementations._scan, "RECOMPUTE_ABOVE", 0)
     inputs = [t.requires_grad_() for t in scan_inputs()]
     weights = torch.randn(B, N, D, dtype=torch.float64)
     grads = torch.autograd.grad((selective_scan(*inputs, chunk_size=8)[0] * weights).sum(), inputs)
     expected = torch.autograd.grad((sequential_scan(*inputs)[0] * weights).sum(), inputs)
     for got, want in zip(grads, expected, strict=True):
         torch.testing.assert_close(got, want, atol=1e-10, rtol=1e-8)
+
+
+def test_recomputed_scan_saves_only_its_inputs_for_the_backward(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Past the threshold autograd keeps the chunk inputs and states between chunks, not the
+    [b, c, d, N] states and scan intermediates of every chunk (what made n = 8192 not fit)."""
+
+    def saved_numbers() -> int:
+        count = 0
+
+        def pack(t: Tensor) -> Tensor:
+            nonlocal count
+            count += t.numel()
+            return t
+
+        inputs = [t.requires_grad_() for t in scan_inputs()]
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            selective_scan(*inputs, chunk_size=8)
+        return count
+
+    kept = saved_numbers()
+    monkeypatch.setattr(implementations._scan, "RECOMPUTE_ABOVE", 0)
+    recomputed = saved_numbers()
+    chunks = -(-N // 8)
+    inputs = sum(t.numel() for t in scan_inputs())
+    # Each chunk keeps its slices of the inputs, A and the state it starts from, nothing else.
+    assert recomputed == inputs + (chunks - 1) * D * NSTATE + chunks * B * D * NSTATE
+    assert kept > 4 * B * N * D * NSTATE  # several [b, n, d, N] tensors
 
 
 def test_scan_passes_gradcheck() -> None:

@@ -26,16 +26,31 @@ def test_topk_retrieval_equals_brute_force(monkeypatch: pytest.MonkeyPatch) -> N
 
 def test_knn_attention_is_softmax_over_the_nearest_entries() -> None:
     torch.manual_seed(1)
-    q, keys, values = torch.randn(1, 2, 6, 4), torch.randn(1, 2, 20, 4), torch.randn(1, 2, 20, 5)
+    q, keys, values = torch.randn(2, 2, 6, 4), torch.randn(2, 2, 20, 4), torch.randn(2, 2, 20, 5)
     tau = torch.tensor([1.5, 3.0])
     out = knn_attention(q, keys, values, k=7, scale=tau)
-    for h in range(2):
-        for i in range(6):
-            scores = keys[0, h].double() @ q[0, h, i].double()  # [m]
-            near = scores.topk(7).indices
-            weights = (tau[h].double() * scores[near]).softmax(-1)
-            expected = weights @ values[0, h, near].double()
-            torch.testing.assert_close(out[0, h, i].double(), expected, atol=1e-5, rtol=1e-5)
+    for b in range(2):  # the memory rows of every (batch, head) are kept apart
+        for h in range(2):
+            for i in range(6):
+                scores = keys[b, h].double() @ q[b, h, i].double()  # [m]
+                near = scores.topk(7).indices
+                weights = (tau[h].double() * scores[near]).softmax(-1)
+                expected = weights @ values[b, h, near].double()
+                torch.testing.assert_close(out[b, h, i].double(), expected, atol=1e-5, rtol=1e-5)
+
+
+def test_knn_attention_gradients_pass_gradcheck() -> None:
+    torch.manual_seed(3)
+    q, keys, values = (
+        torch.randn(2, 2, 3, 4, dtype=torch.float64, requires_grad=True),
+        torch.randn(2, 2, 9, 4, dtype=torch.float64, requires_grad=True),
+        torch.randn(2, 2, 9, 5, dtype=torch.float64, requires_grad=True),
+    )
+    tau = torch.tensor([1.5, 3.0], dtype=torch.float64)
+    assert torch.autograd.gradcheck(
+        lambda q, keys, values: knn_attention(q, keys, values, k=4, scale=tau),
+        (q, keys, values),
+    )
 
 
 def _layer(causal: bool = True) -> torch.nn.Module:
