@@ -92,6 +92,8 @@ class SiteContext:
     # The quality benchmark's files (catalog/evaluations/<name>.json), by name.
     evaluations: dict[str, Evaluations] = field(default_factory=dict)
     mechanisms: dict[str, DeclaredMechanism] = field(default_factory=dict)
+    # Each mechanism's "Where the time goes" paragraphs, by id (tools.site.pages.misses).
+    profiles: dict[str, str] = field(default_factory=dict)
     repo_url: str | None = None
     commit: str | None = None
 

@@ -22,6 +22,7 @@ from tools.catalog.measurements import MEASUREMENTS_FOLDER, parse_measurements
 from tools.catalog.mechanisms import declared_mechanisms
 from tools.site.context import Measurement, SiteContext
 from tools.site.pages import render_pages
+from tools.site.pages.misses import time_profile
 from tools.site.pages.source import ZIP_PATH, implementations_zip, source_files
 
 # Folders (and files) of docs/ that `generate` owns entirely; .gitignore lists them.
@@ -108,10 +109,16 @@ def site_context(catalog: Catalog) -> SiteContext:
         and entry.id in declared
         and declared[entry.id].module == entry.implementation
     }
+    profiles = {
+        id: profile
+        for id, info in mechanisms.items()
+        if (profile := time_profile((ROOT / info.path).read_text(encoding="utf-8")))
+    }
     return SiteContext(
         measurements=load_measurements(catalog.root),
         evaluations=load_evaluation_files(catalog.root),
         mechanisms=mechanisms,
+        profiles=profiles,
         repo_url=project_identity.configured("repo_url"),
         commit=_commit_or_none(),
     )

@@ -34,6 +34,7 @@ from tools.site.context import (
     skipped_at,
 )
 from tools.site.escaping import render
+from tools.site.pages.misses import EXACT_TARGET_LENGTH, Miss, misses
 from tools.site.pages.ratios import (
     NO_PEER,
     NO_POINT,
@@ -124,6 +125,7 @@ class Run:
     exact: list[RatioRow]
     peers: list[RatioRow]
     peer_notes: list[tuple[str, str, list[str]]]
+    misses: list[Miss]
 
 
 def _ratio(value: float | None, why: Markup, suffix: str = "") -> Markup:
@@ -167,7 +169,9 @@ def _row(result: Result, catalog: Catalog) -> ResultRow:
     )
 
 
-def _run(measurement: Measurement, catalog: Catalog, available: set[str]) -> Run:
+def _run(
+    measurement: Measurement, catalog: Catalog, available: set[str], profiles: dict[str, str]
+) -> Run:
     file = measurement.file
     classes = []
     for c in catalog.taxonomy:
@@ -188,18 +192,20 @@ def _run(measurement: Measurement, catalog: Catalog, available: set[str]) -> Run
         exact=exact_rows(measurement, catalog),
         peers=peer_rows(measurement, catalog),
         peer_notes=peer_notes(measurement),
+        misses=misses(measurement, catalog, profiles),
     )
 
 
 def benchmarks_page(catalog: Catalog, context: SiteContext, plots: Iterable[str]) -> str:
     """Time, memory and FLOPs plots per family, and the run's machine and command."""
     available = set(plots)
-    runs = [_run(m, catalog, available) for m in context.measurements]
+    runs = [_run(m, catalog, available, context.profiles) for m in context.measurements]
     return render(
         "benchmarks.md.j2",
         runs=runs,
         footnotes=(*FOOTNOTES, NEVER, NO_PEER, NO_POINT),
         ratio_lengths=RATIO_LENGTHS,
+        target_length=EXACT_TARGET_LENGTH,
         marks=((FEW_LENGTHS, FEW_LENGTHS_TEXT), (BELOW_CLAIM, BELOW_CLAIM_TEXT)),
         ffn_reference=FFN_REFERENCE,
     )
