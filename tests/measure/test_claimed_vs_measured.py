@@ -38,6 +38,11 @@ LENGTHS = (16384, 32768, 65536)
 # (tools.measure.reference): its cost per token is fixed, so it grows linearly in n. The
 # catalog's claim for it is the layer's, exact attention included: only its bound holds.
 FFN_LENGTHS = (4096, 8192, 16384)
+# Scans over chunks of 16 positions run n / 16 Python steps, each counted through a dispatch
+# mode: at 65536 one count took a minute. Their costs are linear in n with no large constant
+# (both fit exponents of 1.00 at these lengths), so shorter lengths show the growth as well.
+SCAN_LENGTHS = (2048, 4096, 8192)
+SCANS = {"mamba", "rwkv"}
 META = make_setup(dim=32, heads=2, device="meta")
 MEASURED = [id for id in implementations.available() if id in CATALOG.entries]
 
@@ -71,7 +76,10 @@ def measured_exponents(id: str, setup: Setup = META, lengths=LENGTHS) -> tuple[f
 def test_measured_complexity_agrees_with_the_claim(id: str) -> None:
     complexity = CATALOG.entries[id].complexity
     assert complexity is not None, f"{id}: the catalog claims no complexity"
-    lengths = FFN_LENGTHS if implementations.mechanism(id).kind == "ffn" else LENGTHS
+    if implementations.mechanism(id).kind == "ffn":
+        lengths = FFN_LENGTHS
+    else:
+        lengths = SCAN_LENGTHS if id in SCANS else LENGTHS
     flops, memory = measured_exponents(id, lengths=lengths)
     scaling = symbol_growth(id)
     low, high = flop_bounds(parse(complexity.time, scaling=scaling))

@@ -1,9 +1,10 @@
 """Run code examples the way a reader does: each in a new Python process, from nothing.
 
-One runner process (``python -c``, started in the repository) imports torch once, then
-forks a child per example: every example starts with an empty namespace and a process
-no other example has touched, so a missing import or a name defined elsewhere fails as
-it would when pasted into a fresh interpreter. The fork only saves re-importing torch.
+One runner process (``python -c``, started in the repository) imports torch and the
+implementations once, then forks a child per example: every example starts with an empty
+namespace and a process no other example has touched, so a missing import or a name
+defined elsewhere fails as it would when pasted into a fresh interpreter. The fork only
+saves re-importing the modules (0.1 s of about 0.25 s an example for the implementations).
 ``>>>`` examples run as doctests (their printed output is checked); other blocks as
 scripts.
 """
@@ -20,6 +21,7 @@ from tools.catalog import ROOT
 _RUNNER = r"""
 import doctest, io, json, os, signal, sys, traceback
 import torch  # noqa: F401  (imported once: the children start without it in scope)
+import implementations  # noqa: F401  (likewise: an example must still import it)
 examples = json.load(sys.stdin)
 answer = os.fdopen(os.dup(1), "w")  # the results; what examples print goes nowhere
 os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
