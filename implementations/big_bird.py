@@ -43,6 +43,14 @@ BigBird is used in encoders (its summarisation decoder keeps full attention), so
 Hyper-parameters:
     block_size: $b$, tokens per block (64 in the paper's base models).
     num_random_blocks: $r$, random key blocks per query block (3 in the paper).
+
+**Where the time goes** (``torch.profiler``, one thread, forward, n = 8192, 64-token blocks,
+dim 512, 8 heads: 0.66 s): the gathers that lay out each block's window and random blocks
+0.18 s (``aten::index``), the projections 0.21 s, the fused attention of the 128 query blocks
+over their gathered keys 0.15 s and of the global tokens 0.04 s, the copies that stack the
+block layout 0.06 s. Shipped benchmark (two threads): 0.37x exact attention forward and 0.26x
+forward+backward at 8192, and 0.17x HF BigBird's forward time, which builds the full n x n
+probability tensor.
 """
 
 from __future__ import annotations

@@ -43,6 +43,12 @@ of the cluster layer; default 512, the input length of the RoBERTa encoder the p
 starts from) and ``stride`` ($m$, sliding layer only; default $l / 2$, half-overlapping
 windows). The paper's encoder is bidirectional (question answering), so there is no
 causal variant.
+
+**Where the time goes** (``torch.profiler``, one thread, forward, n = 8192, dim 512, 8 heads:
+0.46 s): the four projections 0.24 s, the fused attention inside the 16 clusters of 512 tokens
+0.12 s, the gathers that sort tokens into clusters and back 0.06 s, the nearest-centroid
+assignment (distances and ``argmin``) 0.02 s. Shipped benchmark (two threads): 0.22x exact
+attention forward and 0.16x forward+backward at 8192.
 """
 
 from __future__ import annotations

@@ -51,6 +51,14 @@ Hyper-parameters: ``clusters`` $C$ (100 here, the paper's "clustered-100" settin
 ``bits`` $B$ = 63, ``iterations`` $L$ = 10 and ``topk`` $k$ = 32 (the authors' library
 defaults), ``improved``. Hyperplanes are redrawn at every forward, as in the authors' code,
 from torch's global RNG.
+
+**Where the time goes** (``torch.profiler``, one thread, forward, n = 8192, 100 clusters, dim
+512, 8 heads: 0.86 s): the Hamming k-means on the 63-bit hashes 0.56 s (the distance products
+``[n, 63] x [63, C]`` 0.31 s over its 10 iterations, ``argmax`` 0.11 s, the cluster sums by
+``scatter_add`` 0.07 s), the projections 0.19 s, attention of the 100 centroids over all keys
+0.03 s (fused). The clustering is the algorithm's own cost and grows as $n C$, like the
+attention it replaces. Shipped benchmark (two threads): 0.42x exact attention forward and
+0.17x forward+backward at 8192.
 """
 
 from __future__ import annotations

@@ -43,6 +43,13 @@ Hyper-parameters:
   use ``heads`` heads (paper: 8).
 * ``cross_heads``: heads of the cross-attention (paper: 1).
 * ``widening_factor``: MLP hidden width over ``dim`` (the authors' released code: 1).
+
+**Where the time goes** (``torch.profiler``, one thread, forward, n = 8192, 512 latents, dim 512:
+0.39 s): the cross-attention of the latents over the input 0.12 s (fused) and its key and value
+projections 0.12 s; the latent Transformer's blocks on the ``[512, 512]`` latents 0.14 s
+(projections, attention, feed-forward). Only the cross-attention grows with $n$. Shipped
+benchmark (two threads): 0.21x exact attention forward and 0.20x forward+backward at 8192;
+0.64x perceiver-pytorch's forward time.
 """
 
 from __future__ import annotations

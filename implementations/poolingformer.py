@@ -55,6 +55,12 @@ Hyper-parameters:
     pooling_kernel_size: $\kappa$, tokens per pooling window.
     pooling_stride: $\xi$, the stride between pooling windows ($\kappa \ge \xi$).
     pooling: the operator: ``"mean"``, ``"max"`` or ``"conv"``.
+
+**Where the time goes** (``torch.profiler``, one thread, forward, n = 8192, dim 512, 8 heads:
+0.67 s): the eight projections of the two levels 0.38 s, the fused attention of the first
+level's windows 0.07 s and of the second level's pooled windows 0.06 s, the copies and
+concatenations that lay out the windows 0.09 s. Shipped benchmark (two threads): 0.32x exact
+attention forward and 0.27x forward+backward at 8192.
 """
 
 from __future__ import annotations

@@ -44,6 +44,15 @@ Hyper-parameters (defaults: the paper's Enwik8 setting, $l = 128$, $c = 32$):
     stride: $l$, the block length / stride.
     summary: $c$, the number of summary positions per block (fixed pattern only).
     integration: ``"merged"`` or ``"heads"``.
+
+**Where the time goes** (``torch.profiler``, one thread, causal forward, n = 8192, stride 64,
+the power of two nearest $\sqrt n$; dim 512, 8 heads: 0.61 s): the projections 0.20 s, the
+concatenations that join the local and strided score tiles and their masks 0.10 s, the score
+products of both patterns 0.11 s, masking and softmax over the ``[64, 256]`` tiles 0.11 s.
+The two patterns' keys meet in one softmax under a mask that differs per row, which is why
+this layer materialises its tiles instead of calling the fused kernel. Shipped benchmark (two
+threads): 0.32x exact attention forward at 8192 (causal 0.44x), 0.22x forward+backward
+(causal 0.33x).
 """
 
 from __future__ import annotations
