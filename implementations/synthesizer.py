@@ -44,6 +44,23 @@ Complexity: still $O(n^2)$ time and memory (the paper's point is dropping the
 dot product, not the $n \times n$ matrix); Random needs no token-token computation at
 all.
 
+**Fused form.** Dense logits are a dot product after all, of $[\sigma_R(W_1 X_i + b_1), 1]$
+with the columns of $[W_2; b_2]$: row $m$ of $W_2^\top$ with $b_{2,m}$ appended is a "key"
+for position $m$. So $\mathrm{softmax}(B)\,G(X)$ is exact attention with those queries and
+keys at scale 1, which the fused kernel computes without storing $B$; likewise
+$R_1 R_2^\top$ of Factorised Random. ``forward`` takes that path
+([`score_factors`][implementations.synthesizer.Synthesizer.score_factors]);
+[`attention`][implementations.synthesizer.attention] over
+[`logits`][implementations.synthesizer.Synthesizer.logits] is the readable form, and the tests
+hold the two equal. The fused kernel needs one head size for $q$, $k$ and $v$, so $v$ gets a
+zero column for the appended coordinate.
+
+**Where the time goes**: materialised, the logits, a mask, the softmax and their backward
+took 0.75 s of a training step of the quality benchmark's model at n = 2048 (width 64, 4
+heads, one thread; exact attention's step 0.18 s); fused, 0.22 s bidirectional and 0.15 s
+causal. At n = 8192 (dim 512, 8 heads) the fused forward takes 2.1 s, as exact attention
+does, where the materialised one took 7.6 s.
+
 Hyper-parameters:
 
 * ``variant``: ``"dense"``, ``"random"``, ``"factorized-dense"`` or
@@ -62,9 +79,16 @@ import math
 from typing import Literal
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
-from implementations._helpers import causal_mask, masked_softmax, merge_heads, split_heads
+from implementations._helpers import (
+    causal_mask,
+    masked_softmax,
+    merge_heads,
+    softmax_attention,
+    split_heads,
+)
 from implementations._registry import register
 
 __all__ = ["Synthesizer", "attention"]
@@ -100,11 +124,12 @@ def attention(
 def _weights(logits: Tensor, mask: Tensor | None, causal: bool) -> Tensor:
     """Masked softmax of the synthesised logits -> ``[b or 1, h, n, n]``."""
     n = logits.shape[-1]
-    allowed = torch.ones(1, 1, 1, 1, dtype=torch.bool, device=logits.device)
-    if mask is not None:
-        allowed = mask[:, None, None, :]  # [b, 1, 1, n]
+    # No mask at all without padding or causality: masking with an all-True one copied the
+    # n x n logits (a fifth of a training step at n = 2048).
+    allowed = None if mask is None else mask[:, None, None, :]  # [b, 1, 1, n]
     if causal:
-        allowed = allowed & causal_mask(n, n, device=logits.device)  # [.., n, n]
+        future = causal_mask(n, n, device=logits.device)  # [n, n]
+        allowed = future if allowed is None else allowed & future  # [.., n, n]
     if logits.dim() == 3:
         logits = logits.unsqueeze(0)  # [1, h, n, n]: the same for every sequence
     return masked_softmax(logits, allowed)
@@ -208,11 +233,7 @@ class Synthesizer(nn.Module):
     def logits(self, x: Tensor) -> Tensor:
         """The synthesised logits: ``[b, h, n, n]`` (dense variants) or ``[h, n, n]`` (random)."""
         n = x.shape[1]
-        if n > self.max_seq_len:
-            raise ValueError(
-                f"sequence length {n} exceeds max_seq_len={self.max_seq_len}; "
-                "build the layer with a larger max_seq_len"
-            )
+        self._check_length(n)
         if self.variant == "random":
             (r,) = self.random
             return r[:, :n, :n]  # [h, n, n]
@@ -233,6 +254,35 @@ class Synthesizer(nn.Module):
         tiled = (f_b.unsqueeze(-1) * f_a.unsqueeze(-2)).flatten(-2)  # [b, h, n, a * b = l]
         return tiled[..., :n]  # [b, h, n, n]
 
+    def score_factors(self, x: Tensor) -> tuple[Tensor, Tensor] | None:
+        r"""``(q, k)`` whose product ``q @ k^T`` is the logits, or None (no such factors).
+
+        Dense: $q_i = [\sigma_R(W_1 X_i + b_1), 1]$ ``[b, h, n, d_head + 1]`` and
+        $k_m = [W_{2,:,m}, b_{2,m}]$ ``[h, n, d_head + 1]``; Factorised Random: $R_1$, $R_2$
+        ``[h, n, k]``. The Random and Factorised Dense logits are no dot product. See
+        [`logits`][implementations.synthesizer.Synthesizer.logits].
+        """
+        n = x.shape[1]
+        self._check_length(n)
+        if self.variant == "factorized-random":
+            r1, r2 = self.random
+            return r1[:, :n], r2[:, :n]  # [h, n, k] each
+        if self.variant != "dense":
+            return None
+        hidden = split_heads(torch.relu(self.to_hidden(x)), self.heads)  # [b, h, n, d_head]
+        q = torch.cat([hidden, hidden.new_ones(*hidden.shape[:-1], 1)], dim=-1)  # [b, h, n, d+1]
+        w2, b2 = self.w2[0][..., :n], self.b2[0][:, :n]  # [h, d_head, n], [h, n]
+        k = torch.cat([w2.transpose(-1, -2), b2[..., None]], dim=-1)  # [h, n, d_head + 1]
+        return q, k
+
+    def _check_length(self, n: int) -> None:
+        """Raise ValueError when ``n`` is longer than the logits cover."""
+        if n > self.max_seq_len:
+            raise ValueError(
+                f"sequence length {n} exceeds max_seq_len={self.max_seq_len}; "
+                "build the layer with a larger max_seq_len"
+            )
+
     def attention_weights(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
         r"""$\mathrm{softmax}(B)$ after masking: ``[b, h, n, n]`` (``[1, h, n, n]`` for Random)."""
         return _weights(self.logits(x), mask, self.causal)
@@ -240,5 +290,18 @@ class Synthesizer(nn.Module):
     def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
         """``x`` ``[b, n, dim]``, ``mask`` bool ``[b, n]`` (True = real) -> ``[b, n, dim]``."""
         v = split_heads(self.to_v(x), self.heads)  # [b, h, n, d_head]: G(X)
-        o = attention(self.logits(x), v, mask=mask, causal=self.causal)  # [b, h, n, d_head]
+        factors = self.score_factors(x)
+        if factors is None:
+            o = attention(self.logits(x), v, mask=mask, causal=self.causal)  # [b, h, n, d_head]
+        else:
+            q, k = factors  # softmax(q k^T) V at scale 1 (module docstring, fused form)
+            n = x.shape[1]
+            allowed = None if mask is None else mask[:, None, None, :]  # [b, 1, 1, n]
+            if self.causal and allowed is not None:
+                allowed = allowed & causal_mask(n, n, device=x.device)  # [b, 1, n, n]
+            causal = self.causal and allowed is None  # the kernel's own causal path
+            # The fused CPU kernel wants one head size for q, k and v: pad v with zeros.
+            v_padded = F.pad(v, (0, q.shape[-1] - v.shape[-1]))  # [b, h, n, width of q]
+            o = softmax_attention(q, k, v_padded, allowed, scale=1.0, causal=causal)
+            o = o[..., : v.shape[-1]]  # [b, h, n, d_head]
         return self.to_out(merge_heads(o))  # [b, n, dim]

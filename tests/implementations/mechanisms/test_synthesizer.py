@@ -7,7 +7,8 @@ import torch
 from torch import Tensor
 
 import implementations
-from implementations._helpers import split_heads
+from implementations._helpers import merge_heads, split_heads
+from implementations.synthesizer import attention
 
 B, H, N, DIM, L = 2, 4, 11, 32, 16
 
@@ -96,6 +97,48 @@ def test_causal_and_padding_masks_remove_keys(variant: str) -> None:
     y.sum().backward()
     for name, p in layer.named_parameters():
         assert p.grad is not None, name
+
+
+def _readable_forward(layer: torch.nn.Module, x: Tensor, mask: Tensor | None) -> Tensor:
+    """softmax(B) G(X) with the logits B materialised: the module's readable form."""
+    v = split_heads(layer.to_v(x), H)
+    o = attention(layer.logits(x), v, mask=mask, causal=layer.causal)
+    return layer.to_out(merge_heads(o))
+
+
+@pytest.mark.parametrize("variant", ["dense", "factorized-random"])
+@pytest.mark.parametrize("causal", [False, True], ids=["bidirectional", "causal"])
+@pytest.mark.parametrize("padded", [False, True], ids=["unpadded", "padded"])
+def test_fused_forward_equals_the_materialised_logits(
+    variant: str, causal: bool, padded: bool
+) -> None:
+    layer = build(variant, causal=causal).double()
+    x = inputs()[0].double().requires_grad_()
+    mask = None
+    if padded:
+        mask = torch.ones(B, N, dtype=torch.bool)
+        mask[0, 7:] = False
+        mask[1, :3] = False  # causal: the first queries of row 1 see no key at all
+    factors = layer.score_factors(x)
+    assert factors is not None
+    torch.testing.assert_close(factors[0] @ factors[1].transpose(-1, -2), layer.logits(x))
+    fused, readable = layer(x, mask), _readable_forward(layer, x, mask)
+    # The readable softmax runs in float32 (masked_softmax), hence float32 tolerances.
+    torch.testing.assert_close(fused, readable, atol=1e-6, rtol=1e-5)
+    grads = [
+        torch.autograd.grad(y.square().sum(), [x, *layer.parameters()], allow_unused=True)
+        for y in (layer(x, mask), _readable_forward(layer, x, mask))
+    ]
+    for got, want in zip(*grads, strict=True):
+        assert (got is None) == (want is None)
+        if got is not None:
+            torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+
+
+def test_random_and_factorized_dense_have_no_score_factors() -> None:
+    x = inputs()[0]
+    assert build("random").score_factors(x) is None
+    assert build("factorized-dense").score_factors(x) is None
 
 
 def test_fixed_random_is_not_trained() -> None:
