@@ -352,14 +352,19 @@ def attention(
     allowed.diagonal(offset=m, dim1=-2, dim2=-1).logical_or_(lonely_sorted)
 
     scores = torch.einsum("...id,...jd->...ij", q_c, k_c)  # s_ij: [b, h, r, C, m, 2m]
-    # In place from here to the exponential: no op on the way keeps its input for the
-    # backward, and each copy of this, the largest tensor, was 14% of the forward's peak.
-    scores.masked_fill_(~allowed, -math.inf)
+    # Without autograd, in place from here to the exponential: each copy of this, the
+    # largest tensor, was 14% of the forward's peak. Under autograd, out of place: in-place
+    # ops on the einsum's output (a view) make the backward copy it back at every step.
+    in_place = not (torch.is_grad_enabled() and scores.requires_grad)
+    fill = scores.masked_fill_ if in_place else scores.masked_fill
+    scores = fill(~allowed, -math.inf)
     # c_i: the query's largest score over all rounds (finite: a lonely query sees itself).
     top = scores.detach().amax(dim=-1).flatten(-2, -1)  # [b, h, r, N] in sorted order
     top = top.gather(-1, undo).amax(dim=2, keepdim=True)  # [b, h, 1, N] in positional order
     top_sorted = chunk(top.expand_as(order).gather(-1, order), m, dim=-1)  # [.., C, m]
-    weights = scores.sub_(top_sorted[..., None]).exp_()  # e^{s_ij - c_i}, 0 where masked
+    shift = top_sorted[..., None]
+    # e^{s_ij - c_i}, 0 where masked
+    weights = scores.sub_(shift).exp_() if in_place else (scores - shift).exp()
     numerator = torch.einsum("...ij,...jd->...id", weights, v_c)  # [b, h, r, C, m, dv]
     denominator = weights.sum(dim=-1)  # [b, h, r, C, m]
 
