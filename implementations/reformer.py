@@ -72,17 +72,21 @@ before the row-copying gathers: 1.6x faster than the per-round form
 and forward+backward. The fused kernels cannot be used: combining the rounds needs each round's
 normaliser $z^{(r)}$ with its gradient, which the public kernel does not return. Measured (CPU,
 two threads, float32, dim 512, 8 heads, 64 buckets of 64, 4 rounds; the shipped benchmark)
-against exact attention: bidirectional 0.70x forward and 0.51x forward+backward at
-n = 8192; causal 1.05x and 0.90x, and 0.70x forward at 16384. A causal forward at 8192
+against exact attention: bidirectional 0.63x forward and 0.41x forward+backward at
+n = 8192; causal 0.98x and 0.78x, and 0.68x forward at 16384. A causal forward at 8192
 (``torch.profiler``, one thread, 1.15 s) spends 0.23 s in the sorting gathers, 0.23 s in the
 two score products, 0.16 s concatenating each chunk with the one before it, 0.07 s in the
 exponential and 0.15 s in the projections: 0.15x exact attention's FLOPs, against a fused
 causal kernel at 240 GFLOP/s that also skips the upper half of the pairs, while this layer
-scores all $2m$ keys of a chunk and its predecessor per query and round. The causal forward
-at 8192 (1.05x) is the one target not met; it would need a fused LSH kernel, not a change of
-this algorithm. The scores are masked, shifted and exponentiated in place (none of those
-steps keeps its input for the backward): one ``[b, h, r, n, 2m]`` tensor instead of three
-took the forward's peak from 464 to 400 MiB at n = 4096, 0.96x reformer-pytorch's (was 1.11x).
+scores all $2m$ keys of a chunk and its predecessor per query and round. So the causal
+forward only just beats exact attention at 8192 (1.33x at 4096): a fused LSH kernel, not a
+change of this algorithm, is what would widen the gap.
+
+Without autograd the scores are masked, shifted and exponentiated in place: one
+``[b, h, r, n, 2m]`` tensor instead of three took the forward's peak from 464 to 400 MiB at
+n = 4096, 0.96x reformer-pytorch's (was 1.11x). Under autograd the same steps run out of
+place: in place on the einsum's output, a view, they made the backward copy the tensor back
+(forward+backward 0.42x exact attention at 8192 became 0.51x).
 """
 
 from __future__ import annotations

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from html import unescape
 
+from tests.site.measurement_files import measurement_file, point
 from tools.catalog import load_catalog
-from tools.catalog.measurements import Machine, MeasurementFile, PeerComparison, Point, Result
-from tools.measure.workload import make_setup
+from tools.catalog.measurements import MeasurementFile, PeerComparison, Point, Result
 from tools.site.context import Measurement, SiteContext
 from tools.site.generate import site_context
 from tools.site.pages.benchmarks import benchmarks_page
@@ -21,19 +21,8 @@ CATALOG = load_catalog()
 LENGTHS = (4096, 8192, 16384)
 
 
-def _point(n: int, seconds: float) -> Point:
-    return Point(
-        n=n,
-        forward_s=seconds,
-        forward_backward_s=2 * seconds,
-        flops=n,
-        peak_bytes=n,
-        tokens_per_s=n / seconds,
-    )
-
-
 def _result(id: str, seconds: float, **fields: object) -> Result:
-    points = fields.pop("points", [_point(n, seconds) for n in LENGTHS])
+    points = fields.pop("points", [point(n, seconds, backward_factor=2.0) for n in LENGTHS])
     return Result(id=id, causal=False, kind="attention", points=points, **fields)
 
 
@@ -62,22 +51,12 @@ def _file(device: str = "cpu") -> MeasurementFile:
         "nystromformer": _result(
             "nystromformer",
             0.5,
-            points=[_point(4096, 0.5), Point(n=8192, skipped="predicted 99 s")],
+            points=[point(4096, 0.5, backward_factor=2.0), Point(n=8192, skipped="predicted 99 s")],
         ),
         # Meets every target.
         "big-bird": _result("big-bird", 0.5),
     }
-    return MeasurementFile(
-        schema_version=1,
-        command="python -m tools.measure --peers",
-        date="2026-12-06T00:00:00+00:00",
-        machine=Machine(processor="test CPU", python="3.11", system="Linux"),
-        torch="2.13.0",
-        setup=make_setup(device=device),
-        matmul_flop_rate=1e9,
-        memory_method="test",
-        results=results,
-    )
+    return measurement_file(results, device=device)
 
 
 PROFILES = {"linformer": "**Where the time goes**: the projections, 80% (test)."}

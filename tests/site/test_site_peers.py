@@ -12,9 +12,9 @@ from html import unescape
 
 import pytest
 
+from tests.site.measurement_files import measurement_file, point
 from tools.catalog import load_catalog
-from tools.catalog.measurements import Machine, MeasurementFile, PeerComparison, Point, Result
-from tools.measure.workload import make_setup
+from tools.catalog.measurements import MeasurementFile, PeerComparison, Point, Result
 from tools.site.context import Measurement
 from tools.site.generate import site_context
 from tools.site.pages.benchmarks import benchmark_plots, benchmarks_page
@@ -24,22 +24,11 @@ from tools.site.pages.ratios import RATIO_LENGTHS, exact_rows, peer_points, peer
 HOSTILE = "<script>alert(1)</script>"
 
 
-def _point(n: int, seconds: float) -> Point:
-    return Point(
-        n=n,
-        forward_s=seconds,
-        forward_backward_s=3 * seconds,
-        flops=n,
-        peak_bytes=n,
-        tokens_per_s=n / seconds,
-    )
-
-
 def _file() -> MeasurementFile:
     dense = Result(
-        id="dense", causal=False, kind="attention", points=[_point(n, 1.0) for n in RATIO_LENGTHS]
+        id="dense", causal=False, kind="attention", points=[point(n, 1.0) for n in RATIO_LENGTHS]
     )
-    points = [_point(4096, 2.0), _point(8192, 0.5), Point(n=16384, skipped="predicted 99 s")]
+    points = [point(4096, 2.0), point(8192, 0.5), Point(n=16384, skipped="predicted 99 s")]
     linformer = Result(
         id="linformer",
         causal=False,
@@ -61,17 +50,7 @@ def _file() -> MeasurementFile:
             PeerComparison(peer="linformer", n=8192, skipped="MemoryError: the peer ran out"),
         ],
     )
-    return MeasurementFile(
-        schema_version=1,
-        command="python -m tools.measure --peers",
-        date="2026-12-05T00:00:00+00:00",
-        machine=Machine(processor="test CPU", python="3.11", system="Linux"),
-        torch="2.13.0",
-        setup=make_setup(),
-        matmul_flop_rate=1e9,
-        memory_method="test",
-        results={"dense": dense, "linformer": linformer},
-    )
+    return measurement_file({"dense": dense, "linformer": linformer})
 
 
 @pytest.fixture(scope="module")
